@@ -1,0 +1,1 @@
+"""PostgreSQL and Kafka adapters around the ledger's pure domain."""

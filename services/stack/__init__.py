@@ -1,0 +1,1 @@
+"""Run the real Kafka broker and PostgreSQL server locally, without Docker (DESIGN.md §6)."""

@@ -1,0 +1,76 @@
+"""The local stack: one Kafka broker and one PostgreSQL cluster under the project's var/."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.ledger.adapters.migrate import upgrade
+from services.settings import Settings
+from services.stack.kafka_broker import KafkaBroker, kafka_libs
+from services.stack.postgres_cluster import PostgresCluster, reachable_by_postgres
+from services.stack.topics import ensure_topics
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    kafka: KafkaBroker
+    postgres: PostgresCluster
+    settings: Settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalStack:
+        var_dir = settings.var_dir.resolve()
+        return cls(
+            kafka=KafkaBroker(
+                home=var_dir / "kafka",
+                port=settings.kafka_port,
+                controller_port=settings.kafka_controller_port,
+                libs=settings.cache_dir / "kafka-4.1.1" / "libs",
+                heap_mb=settings.kafka_heap_mb,
+                partitions=settings.topic_partitions,
+            ),
+            postgres=PostgresCluster(data_dir=postgres_home(var_dir), port=settings.postgres_port),
+            settings=settings,
+        )
+
+    def up(self) -> None:
+        kafka_libs(self.settings.cache_dir)
+        self.postgres.start()
+        upgrade(self.postgres.url())
+        self.kafka.start()
+        ensure_topics(
+            self.kafka.bootstrap,
+            {self.settings.topic: self.settings.topic_partitions, self.settings.dlq_topic: 1},
+        )
+
+    def down(self) -> None:
+        self.kafka.stop()
+        self.postgres.stop()
+
+    def status(self) -> dict[str, str]:
+        kafka_pid = self.kafka.pid()
+        return {
+            "kafka": f"running (pid {kafka_pid}) on {self.kafka.bootstrap}"
+            if kafka_pid
+            else "stopped",
+            "postgres": f"running on 127.0.0.1:{self.postgres.port} ({self.postgres.data_dir})"
+            if self.postgres.running()
+            else "stopped",
+        }
+
+
+def postgres_home(var_dir: Path) -> Path:
+    """var/postgres when the server user can reach it; else a stable folder under /tmp."""
+    preferred = var_dir / "postgres"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    if reachable_by_postgres(var_dir):
+        return preferred
+    pointer = var_dir / "postgres.location"
+    if pointer.exists():
+        return Path(pointer.read_text().strip())
+    home = Path(tempfile.mkdtemp(prefix="custody-pg-")) / "postgres"
+    Path(home.parent).chmod(0o755)
+    pointer.write_text(str(home))
+    return home
