@@ -31,9 +31,7 @@ PartyId = Annotated[
     str,
     Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$", description="Registered party id."),
 ]
-LocationId = Annotated[
-    str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")
-]
+LocationId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 Reference = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 WeightKg = Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)]
 Timestamp = Annotated[
@@ -177,9 +175,7 @@ class Correction(_EventBase):
     type: Literal["correction"]
     corrects_event_id: UUID
     reason: CorrectionReason
-    corrective_event_ids: Annotated[list[UUID], Field(max_length=16)] = Field(
-        default_factory=list
-    )
+    corrective_event_ids: Annotated[list[UUID], Field(max_length=16)] = Field(default_factory=list)
 
     @field_validator("corrective_event_ids")
     @classmethod
@@ -193,7 +189,9 @@ ScanEvent = Annotated[
     Dropoff | Sealed | Pickup | Handoff | Intake | ReceiptAck | Processed | Incident | Correction,
     Field(discriminator="type"),
 ]
-CustodyEvent = Dropoff | Sealed | Pickup | Handoff | Intake | ReceiptAck | Processed | Incident | Correction
+CustodyEvent = (
+    Dropoff | Sealed | Pickup | Handoff | Intake | ReceiptAck | Processed | Incident | Correction
+)
 
 _EVENT_ADAPTER: TypeAdapter[CustodyEvent] = TypeAdapter(ScanEvent)
 

@@ -145,8 +145,17 @@ class KafkaBroker:
             check=True,
         ).stdout.strip()
         result = subprocess.run(
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
-             "-c", str(config)],
+            [
+                java,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+            ],
             capture_output=True,
             text=True,
             check=False,

@@ -51,9 +51,7 @@ def reachable_by_postgres(path: Path) -> bool:
     if user is None:
         return True
     probe = path if path.exists() else path.parent
-    result = subprocess.run(
-        ["runuser", "-u", user, "--", "test", "-x", str(probe)], check=False
-    )
+    result = subprocess.run(["runuser", "-u", user, "--", "test", "-x", str(probe)], check=False)
     return result.returncode == 0
 
 

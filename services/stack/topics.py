@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -10,9 +11,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from services.stack.processes import StackError
 
 
-def ensure_topics(
-    bootstrap: str, topics: dict[str, int], *, timeout: float = 60.0
-) -> None:
+def ensure_topics(bootstrap: str, topics: dict[str, int], *, timeout: float = 60.0) -> None:
     """Create each ``name: partitions`` topic that does not exist; wait for the broker."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -33,10 +32,8 @@ def ensure_topics(
                 if name not in existing
             ]
             if missing:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass
             if set(topics) <= set(admin.list_topics()):
                 return
         except KafkaError as error:

@@ -1,0 +1,228 @@
+"""The ingest HTTP API: the only door in (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+from pydantic import BaseModel, ValidationError
+
+from services.contract import CustodyEvent, Envelope, Origin, OriginKind, parse_event
+from services.contract.events import Correction
+from services.ingest.permissions import (
+    NotAllowed,
+    UnknownParty,
+    check_may_post,
+    check_parties_known,
+)
+from services.ingest.producer import BrokerUnavailable, EventProducer
+from services.registry.principals import Device
+from services.registry.store import RegistryStore
+from services.web.auth import authenticate
+from services.web.ops import ReadinessCheck, install_ops_routes
+from services.web.problems import Problem, field_errors, install_problem_handlers, invalid
+
+EVENTS = Counter("custody_ingest_events_total", "Events seen by ingest", ["outcome", "reason"])
+PRODUCE_SECONDS = Histogram(
+    "custody_ingest_produce_seconds",
+    "Time from produce to broker ack, per request",
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    registry: RegistryStore
+    producer: EventProducer
+    max_body_bytes: int
+    max_batch_events: int
+
+
+class Accepted(BaseModel):
+    event_id: str
+    status: str = "accepted"
+
+
+class BatchResult(BaseModel):
+    index: int
+    event_id: str | None
+    status: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class BatchResponse(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[BatchResult]
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Problem(
+            413, "Payload too large", f"the body is {declared} bytes; the limit is {limit}"
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise Problem(413, "Payload too large", f"the body exceeds the limit of {limit} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise Problem(400, "Malformed JSON", f"the body is not valid JSON: {error}") from error
+
+
+async def current_device(request: Request) -> Device:
+    context: IngestContext = request.app.state.ingest
+    principal = await run_in_threadpool(authenticate, request, context.registry)
+    if not isinstance(principal, Device):
+        raise Problem(403, "Forbidden", "only registered devices may post scan events")
+    return principal
+
+
+CurrentDevice = Annotated[Device, Depends(current_device)]
+
+
+def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> FastAPI:
+    app = FastAPI(
+        title="Battery Custody — ingest",
+        version="0.1.0",
+        description="Scanner events and plant webhooks in; Kafka out (acks=all).",
+    )
+    install_problem_handlers(app)
+    install_ops_routes(app, checks)
+
+    app.state.ingest = context
+
+    async def admit(poster: Device, raw: Any, path: str = "") -> CustodyEvent:
+        """Validate and authorise one event; raises Problem (nothing is produced then)."""
+        try:
+            event = parse_event(raw)
+        except ValidationError as error:
+            raise invalid(field_errors(error, path)) from error
+        try:
+            check_parties_known(event, context.registry.party_roles())
+        except UnknownParty as error:
+            field = f"{path}.{error.field}" if path else error.field
+            raise invalid(
+                [{"path": field, "message": f"unknown party {error.party_id!r}"}]
+            ) from error
+        corrected_poster = None
+        if isinstance(event, Correction):
+            corrected_poster = await run_in_threadpool(
+                context.registry.recorded_poster, event.corrects_event_id
+            )
+        try:
+            check_may_post(poster, event, corrected_poster=corrected_poster)
+        except NotAllowed as error:
+            raise Problem(403, "Forbidden", str(error)) from error
+        return event
+
+    def envelope_bytes(poster: Device, event: CustodyEvent, received_at: datetime) -> bytes:
+        envelope = Envelope(
+            event=event,
+            received_at=received_at,
+            origin=Origin(
+                kind=OriginKind.DEVICE, party_id=poster.party_id, device_id=poster.device_id
+            ),
+        )
+        return orjson.dumps(envelope.model_dump(mode="json", exclude_none=True))
+
+    async def produce(messages: list[tuple[bytes, bytes]]) -> None:
+        try:
+            with PRODUCE_SECONDS.time():
+                await context.producer.send_all(messages)
+        except BrokerUnavailable as error:
+            EVENTS.labels("unavailable", "broker").inc(len(messages))
+            raise Problem(
+                503,
+                "Service unavailable",
+                f"Kafka did not acknowledge the event(s); nothing was accepted: {error}",
+                headers={"Retry-After": "5"},
+            ) from error
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        response_model=Accepted,
+        tags=["events"],
+        summary="Post one scan event; 202 once Kafka acknowledged it",
+    )
+    async def post_event(request: Request, poster: CurrentDevice) -> JSONResponse:
+        raw = await read_json(request, context.max_body_bytes)
+        try:
+            event = await admit(poster, raw)
+        except Problem as problem:
+            EVENTS.labels("rejected", str(problem.status)).inc()
+            raise
+        received_at = datetime.now(UTC)
+        key = event.container_id.encode()
+        await produce([(key, envelope_bytes(poster, event, received_at))])
+        EVENTS.labels("accepted", "").inc()
+        return JSONResponse({"event_id": str(event.event_id), "status": "accepted"}, 202)
+
+    @app.post(
+        "/v1/events/batch",
+        response_model=BatchResponse,
+        tags=["events"],
+        summary="Post 1–500 events; each is accepted or rejected on its own",
+    )
+    async def post_batch(request: Request, poster: CurrentDevice) -> JSONResponse:
+        raw = await read_json(request, context.max_body_bytes)
+        if (
+            not isinstance(raw, dict)
+            or set(raw) != {"events"}
+            or not isinstance(raw["events"], list)
+        ):
+            raise invalid([{"path": "events", "message": 'the body must be {"events": [...]}'}])
+        items = raw["events"]
+        if not items:
+            raise invalid([{"path": "events", "message": "a batch needs at least one event"}])
+        if len(items) > context.max_batch_events:
+            raise Problem(
+                413,
+                "Batch too large",
+                f"the batch has {len(items)} events; the limit is {context.max_batch_events}",
+            )
+        received_at = datetime.now(UTC)
+        results: list[dict[str, Any]] = []
+        messages: list[tuple[bytes, bytes]] = []
+        for index, item in enumerate(items):
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            try:
+                event = await admit(poster, item, f"events.{index}")
+            except Problem as problem:
+                EVENTS.labels("rejected", str(problem.status)).inc()
+                results.append(
+                    {
+                        "index": index,
+                        "event_id": event_id if isinstance(event_id, str) else None,
+                        "status": "rejected",
+                        "errors": problem.errors
+                        or [{"path": f"events.{index}", "message": problem.detail}],
+                    }
+                )
+                continue
+            messages.append(
+                (event.container_id.encode(), envelope_bytes(poster, event, received_at))
+            )
+            results.append({"index": index, "event_id": str(event.event_id), "status": "accepted"})
+        if messages:
+            await produce(messages)
+            EVENTS.labels("accepted", "").inc(len(messages))
+        return JSONResponse(
+            {
+                "accepted": len(messages),
+                "rejected": len(results) - len(messages),
+                "results": results,
+            }
+        )
+
+    return app

@@ -1,0 +1,48 @@
+"""Wiring for the ingest service: settings → engine, registry, producer → app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from services.ingest.app import IngestContext, create_app
+from services.ingest.producer import EventProducer
+from services.ledger.adapters.database import make_engine
+from services.registry.store import RegistryStore
+from services.settings import Settings, get_settings
+from services.web.ops import database_check
+
+
+def build_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url, application_name="custody-ingest")
+    producer = EventProducer(
+        settings.kafka_bootstrap, settings.topic, timeout_s=settings.produce_timeout_s
+    )
+    context = IngestContext(
+        registry=RegistryStore(engine, cache_seconds=settings.registry_cache_s),
+        producer=producer,
+        max_body_bytes=settings.max_body_bytes,
+        max_batch_events=settings.max_batch_events,
+    )
+
+    def ping() -> None:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def kafka_check() -> str | None:
+        return None if producer.connected() else "Kafka bootstrap not connected"
+
+    app = create_app(context, {"database": database_check(ping), "kafka": kafka_check})
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        producer.close()
+        engine.dispose()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -1,0 +1,266 @@
+"""Appending a consumed batch to the ledger in ONE PostgreSQL transaction.
+
+Lock → drop what the stored offsets say is done → skip replays, park conflicts → insert entries
+with gapless seq and chained hashes → refresh the read model → store offsets → commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+import orjson
+from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy.dialects.postgresql import distinct_on, insert
+
+from services.ledger.adapters import tables
+from services.ledger.adapters.read_model import DUPLICATE_CONFLICT, refresh_containers
+from services.ledger.consumer.decode import DecodedMessage, IncomingMessage, InvalidMessage
+from services.ledger.domain.append import AppendPlan, PendingEvent, plan_append
+from services.ledger.domain.custody import CustodyRules
+
+TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    message: IncomingMessage
+    code: str
+    reason: str
+    event_id: str | None = None
+    container_id: str | None = None
+
+    @classmethod
+    def of_invalid(cls, message: IncomingMessage, error: InvalidMessage) -> Rejection:
+        event = error.raw.get("event") if isinstance(error.raw.get("event"), dict) else {}
+        event_id = event.get("event_id") if isinstance(event, dict) else None
+        container_id = event.get("container_id") if isinstance(event, dict) else None
+        return cls(
+            message,
+            error.code,
+            error.reason,
+            event_id=_uuid_text(event_id),
+            container_id=container_id if isinstance(container_id, str) else None,
+        )
+
+
+def _uuid_text(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(UUID(value))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    appended: int
+    replays: int
+    rejected: tuple[Rejection, ...]
+    already_done: int
+
+
+class LedgerStore:
+    def __init__(self, engine: Engine, *, group: str, rules: CustodyRules) -> None:
+        self._engine = engine
+        self._group = group
+        self._rules = rules
+
+    def stored_offsets(self, topic: str) -> dict[int, int]:
+        offsets = tables.consumer_offsets
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(offsets.c.kafka_partition, offsets.c.next_offset).where(
+                    offsets.c.consumer_group == self._group, offsets.c.topic == topic
+                )
+            )
+            return {partition: next_offset for partition, next_offset in rows}
+
+    def append_batch(
+        self,
+        decoded: Sequence[DecodedMessage],
+        invalid: Sequence[Rejection],
+        next_offsets: Mapping[TopicPartition, int],
+    ) -> AppendResult:
+        """Record one polled batch; ``next_offsets`` is where each partition resumes after it."""
+        with self._engine.begin() as connection:
+            connection.execute(text("SELECT ledger.lock_entries_for_append()"))
+            done = self._done_offsets(connection, next_offsets)
+
+            def fresh(message: IncomingMessage) -> bool:
+                return message.offset >= done.get((message.topic, message.partition), 0)
+
+            todo = [item for item in decoded if fresh(item.message)]
+            rejections = [item for item in invalid if fresh(item.message)]
+            already_done = len(decoded) + len(invalid) - len(todo) - len(rejections)
+            recorded_at = datetime.now(UTC)
+            plan = self._plan(connection, todo, recorded_at)
+            by_position = {(item.message.partition, item.message.offset): item for item in todo}
+            rejections.extend(
+                Rejection(
+                    by_position[
+                        (conflict.pending.kafka_partition, conflict.pending.kafka_offset)
+                    ].message,
+                    DUPLICATE_CONFLICT,
+                    conflict.reason,
+                    event_id=str(conflict.pending.envelope.event.event_id),
+                    container_id=conflict.pending.envelope.event.container_id,
+                )
+                for conflict in plan.conflicts
+            )
+            self._insert_entries(connection, plan)
+            self._insert_rejections(connection, rejections)
+            touched = {entry.pending.envelope.event.container_id for entry in plan.entries}
+            touched |= {c.pending.envelope.event.container_id for c in plan.conflicts}
+            refresh_containers(connection, touched, now=recorded_at, rules=self._rules)
+            self._store_offsets(connection, next_offsets)
+        return AppendResult(len(plan.entries), plan.replays, tuple(rejections), already_done)
+
+    def _done_offsets(
+        self, connection: Connection, next_offsets: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        offsets = tables.consumer_offsets
+        topics = {topic for topic, _ in next_offsets}
+        rows = connection.execute(
+            select(offsets.c.topic, offsets.c.kafka_partition, offsets.c.next_offset).where(
+                offsets.c.consumer_group == self._group, offsets.c.topic.in_(topics)
+            )
+        )
+        return {(topic, partition): next_offset for topic, partition, next_offset in rows}
+
+    def _plan(
+        self, connection: Connection, todo: Sequence[DecodedMessage], recorded_at: datetime
+    ) -> AppendPlan:
+        entries = tables.entries
+        event_ids = list({item.envelope.event.event_id for item in todo})
+        container_ids = list({item.envelope.event.container_id for item in todo})
+        recorded_bodies = {}
+        if event_ids:
+            recorded_bodies = dict(
+                connection.execute(
+                    select(entries.c.event_id, entries.c.body).where(
+                        entries.c.event_id.in_(event_ids)
+                    )
+                ).all()
+            )
+        heads = {}
+        if container_ids:
+            heads = {
+                container_id: bytes(digest)
+                for container_id, digest in connection.execute(
+                    select(entries.c.container_id, entries.c.entry_hash)
+                    .where(entries.c.container_id.in_(container_ids))
+                    .ext(distinct_on(entries.c.container_id))
+                    .order_by(entries.c.container_id, entries.c.seq.desc())
+                )
+            }
+        next_seq = connection.execute(
+            select(func.coalesce(func.max(entries.c.seq) + 1, 0))
+        ).scalar_one()
+        pending = [
+            PendingEvent(item.envelope, item.body, item.message.partition, item.message.offset)
+            for item in todo
+        ]
+        return plan_append(
+            pending,
+            recorded_bodies=recorded_bodies,
+            next_seq=next_seq,
+            chain_heads=heads,
+            recorded_at=recorded_at,
+        )
+
+    @staticmethod
+    def _insert_entries(connection: Connection, plan: AppendPlan) -> None:
+        if not plan.entries:
+            return
+        rows = []
+        for entry in plan.entries:
+            envelope = entry.pending.envelope
+            event = envelope.event
+            rows.append(
+                {
+                    "seq": entry.seq,
+                    "event_id": event.event_id,
+                    "container_id": event.container_id,
+                    "event_type": event.type,
+                    "body": entry.pending.body,
+                    "occurred_at": event.occurred_at,
+                    "received_at": envelope.received_at,
+                    "recorded_at": entry.recorded_at,
+                    "origin_kind": envelope.origin.kind.value,
+                    "origin_party": envelope.origin.party_id,
+                    "origin_device": envelope.origin.device_id,
+                    "kafka_partition": entry.pending.kafka_partition,
+                    "kafka_offset": entry.pending.kafka_offset,
+                    "prev_hash": entry.prev_hash,
+                    "entry_hash": entry.entry_hash,
+                }
+            )
+        connection.execute(tables.entries.insert(), rows)
+
+    @staticmethod
+    def _insert_rejections(connection: Connection, rejections: Sequence[Rejection]) -> None:
+        if not rejections:
+            return
+        statement = insert(tables.rejected).on_conflict_do_nothing(
+            index_elements=["kafka_topic", "kafka_partition", "kafka_offset"]
+        )
+        connection.execute(
+            statement,
+            [
+                {
+                    "kafka_topic": item.message.topic,
+                    "kafka_partition": item.message.partition,
+                    "kafka_offset": item.message.offset,
+                    "reason_code": item.code,
+                    "reason": item.reason,
+                    "raw": item.message.value or b"",
+                    "event_id": item.event_id,
+                    "container_id": item.container_id,
+                }
+                for item in rejections
+            ],
+        )
+
+    def _store_offsets(
+        self, connection: Connection, next_offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        if not next_offsets:
+            return
+        statement = insert(tables.consumer_offsets)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=["consumer_group", "topic", "kafka_partition"],
+                set_={
+                    "next_offset": func.greatest(
+                        tables.consumer_offsets.c.next_offset, statement.excluded.next_offset
+                    )
+                },
+            ),
+            [
+                {
+                    "consumer_group": self._group,
+                    "topic": topic,
+                    "kafka_partition": partition,
+                    "next_offset": next_offset,
+                }
+                for (topic, partition), next_offset in next_offsets.items()
+            ],
+        )
+
+
+def dlq_payload(rejection: Rejection) -> bytes:
+    """The DLQ record: the reason and where the original sits, plus its raw value."""
+    return orjson.dumps(
+        {
+            "reason_code": rejection.code,
+            "reason": rejection.reason,
+            "topic": rejection.message.topic,
+            "partition": rejection.message.partition,
+            "offset": rejection.message.offset,
+            "raw": (rejection.message.value or b"").decode("utf-8", "replace"),
+        }
+    )

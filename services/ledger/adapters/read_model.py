@@ -1,0 +1,110 @@
+"""The ``containers`` read model: derived from entries by the pure reconstruction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert
+
+from services.ledger.adapters import tables
+from services.ledger.adapters.entry_rows import recorded_entry
+from services.ledger.domain.custody import (
+    TIME_BASED_CODES,
+    CustodyRules,
+    CustodyTrail,
+    reconstruct,
+)
+from services.ledger.domain.entries import DuplicateConflict, RecordedEntry
+
+DUPLICATE_CONFLICT = "duplicate_conflict"
+
+
+def load_entries(
+    connection: Connection, container_ids: Collection[str], *, up_to_seq: int | None = None
+) -> dict[str, list[RecordedEntry]]:
+    query = (
+        select(tables.entries)
+        .where(tables.entries.c.container_id.in_(list(container_ids)))
+        .order_by(tables.entries.c.seq)
+    )
+    if up_to_seq is not None:
+        query = query.where(tables.entries.c.seq <= up_to_seq)
+    grouped: dict[str, list[RecordedEntry]] = defaultdict(list)
+    for row in connection.execute(query).mappings():
+        grouped[row["container_id"]].append(recorded_entry(row))
+    return grouped
+
+
+def load_conflicts(
+    connection: Connection, container_ids: Collection[str]
+) -> dict[str, list[DuplicateConflict]]:
+    rejected = tables.rejected
+    rows = connection.execute(
+        select(rejected.c.event_id, rejected.c.container_id, rejected.c.rejected_at).where(
+            rejected.c.container_id.in_(list(container_ids)),
+            rejected.c.reason_code == DUPLICATE_CONFLICT,
+        )
+    )
+    grouped: dict[str, list[DuplicateConflict]] = defaultdict(list)
+    for event_id, container_id, rejected_at in rows:
+        grouped[container_id].append(DuplicateConflict(event_id, container_id, rejected_at))
+    return grouped
+
+
+def trails(
+    connection: Connection, container_ids: Collection[str], *, now: datetime, rules: CustodyRules
+) -> dict[str, CustodyTrail]:
+    entries = load_entries(connection, container_ids)
+    conflicts = load_conflicts(connection, container_ids)
+    return {
+        container_id: reconstruct(
+            container_entries, now=now, rules=rules, conflicts=conflicts.get(container_id, ())
+        )
+        for container_id, container_entries in entries.items()
+    }
+
+
+def refresh_containers(
+    connection: Connection, container_ids: Collection[str], *, now: datetime, rules: CustodyRules
+) -> None:
+    """Recompute the read-model rows of ``container_ids`` from their entries."""
+    if not container_ids:
+        return
+    rows = []
+    for container_id, trail in trails(connection, container_ids, now=now, rules=rules).items():
+        if trail.state is None or trail.head_seq is None or trail.last_occurred_at is None:
+            continue
+        stored_codes = sorted(
+            {anomaly.code.value for anomaly in trail.anomalies}
+            - {code.value for code in TIME_BASED_CODES}
+        )
+        rows.append(
+            {
+                "container_id": container_id,
+                "state": trail.state.value,
+                "custodian": trail.custodian,
+                "location_id": trail.location_id,
+                "first_dropoff_at": trail.first_dropoff_at,
+                "state_since": trail.state_since,
+                "last_occurred_at": trail.last_occurred_at,
+                "entry_count": len(trail.events),
+                "head_seq": trail.head_seq,
+                "anomalies": stored_codes,
+                "updated_at": now,
+            }
+        )
+    if not rows:
+        return
+    statement = insert(tables.containers)
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[tables.containers.c.container_id],
+            set_={
+                column: statement.excluded[column] for column in rows[0] if column != "container_id"
+            },
+        ),
+        rows,
+    )

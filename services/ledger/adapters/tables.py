@@ -1,0 +1,116 @@
+"""SQLAlchemy Core views of the tables that Alembic migrations create (the only schema source)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+parties = Table(
+    "parties",
+    metadata,
+    Column("party_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    schema="registry",
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("device_id", Text, primary_key=True),
+    Column("party_id", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("token_hash", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    schema="registry",
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("token_hash", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    schema="registry",
+)
+
+entries = Table(
+    "entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True),
+    Column("event_id", Uuid, nullable=False),
+    Column("container_id", Text, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("body", JSONB, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("origin_kind", Text, nullable=False),
+    Column("origin_party", Text, nullable=False),
+    Column("origin_device", Text),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+    Column("prev_hash", LargeBinary, nullable=False),
+    Column("entry_hash", LargeBinary, nullable=False),
+    schema="ledger",
+)
+
+rejected = Table(
+    "rejected",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("kafka_topic", Text, nullable=False),
+    Column("kafka_partition", Integer, nullable=False),
+    Column("kafka_offset", BigInteger, nullable=False),
+    Column("reason_code", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("event_id", Uuid),
+    Column("container_id", Text),
+    Column("rejected_at", DateTime(timezone=True)),
+    schema="ledger",
+)
+
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("consumer_group", Text, primary_key=True),
+    Column("topic", Text, primary_key=True),
+    Column("kafka_partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+    schema="ledger",
+)
+
+containers = Table(
+    "containers",
+    metadata,
+    Column("container_id", Text, primary_key=True),
+    Column("state", Text, nullable=False),
+    Column("custodian", Text),
+    Column("location_id", Text),
+    Column("first_dropoff_at", DateTime(timezone=True)),
+    Column("state_since", DateTime(timezone=True)),
+    Column("last_occurred_at", DateTime(timezone=True), nullable=False),
+    Column("entry_count", Integer, nullable=False),
+    Column("head_seq", BigInteger, nullable=False),
+    Column("anomalies", ARRAY(Text), nullable=False),
+    Column("updated_at", DateTime(timezone=True)),
+    schema="ledger",
+)

@@ -1,0 +1,1 @@
+"""The auditor HTTP API of the ledger service."""

@@ -1,0 +1,142 @@
+"""Auditor queries over the ledger (DESIGN.md §5); auditor or admin tokens only."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from services.contract.events import ContainerId
+from services.ledger.adapters.queries import ContainerFilter, LedgerQueries
+from services.ledger.api.presenters import anomaly_json, entry_json, trail_json
+from services.ledger.domain.custody import AnomalyCode, ContainerState
+from services.ledger.domain.hashing import format_instant
+from services.registry.principals import ApiUser
+from services.registry.store import RegistryStore
+from services.web.auth import authenticate, require_api_user
+from services.web.ops import ReadinessCheck, install_ops_routes
+from services.web.problems import Problem, install_problem_handlers
+
+PageSize = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+
+
+def encode_cursor(container_id: str) -> str:
+    return base64.urlsafe_b64encode(container_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise Problem(400, "Bad cursor", "the cursor is not one this API issued") from error
+
+
+async def current_auditor(request: Request) -> ApiUser:
+    registry: RegistryStore = request.app.state.registry
+    principal = await run_in_threadpool(authenticate, request, registry)
+    return require_api_user(principal)
+
+
+Auditor = Annotated[ApiUser, Depends(current_auditor)]
+
+
+def create_app(
+    registry: RegistryStore, queries: LedgerQueries, checks: dict[str, ReadinessCheck]
+) -> FastAPI:
+    app = FastAPI(
+        title="Battery Custody — ledger",
+        version="0.1.0",
+        description="Custody trails, anomalies and recorded entries for auditors.",
+    )
+    install_problem_handlers(app)
+    install_ops_routes(app, checks)
+
+    app.state.registry = registry
+
+    @app.get("/v1/containers/{container_id}/custody", tags=["custody"])
+    async def custody(
+        _: Auditor,
+        container_id: Annotated[ContainerId, Path()],
+        as_of: Annotated[
+            datetime | None, Query(description="Only entries recorded at or before this time.")
+        ] = None,
+    ) -> dict[str, Any]:
+        if as_of is not None and as_of.tzinfo is None:
+            raise Problem(422, "Invalid query", "as_of: needs a UTC offset")
+        trail = await run_in_threadpool(
+            queries.trail, container_id, now=datetime.now(UTC), as_of=as_of
+        )
+        if trail is None:
+            raise Problem(404, "Not found", f"no recorded events for container {container_id!r}")
+        return trail_json(trail)
+
+    @app.get("/v1/containers", tags=["custody"])
+    async def containers(
+        _: Auditor,
+        state: ContainerState | None = None,
+        custodian: Annotated[str | None, Query(max_length=64)] = None,
+        location: Annotated[str | None, Query(max_length=128)] = None,
+        anomaly: AnomalyCode | None = None,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+        limit: PageSize = 50,
+    ) -> dict[str, Any]:
+        rows = await run_in_threadpool(
+            queries.search,
+            ContainerFilter(state, custodian, location, anomaly),
+            now=datetime.now(UTC),
+            after=decode_cursor(cursor),
+            limit=limit,
+        )
+        items = [
+            {
+                "container_id": row["container_id"],
+                "state": row["state"],
+                "custodian": row["custodian"],
+                "location_id": row["location_id"],
+                "entry_count": row["entry_count"],
+                "last_occurred_at": format_instant(row["last_occurred_at"]),
+                "anomalies": row["anomalies"],
+            }
+            for row in rows
+        ]
+        next_cursor = encode_cursor(rows[-1]["container_id"]) if len(rows) == limit else None
+        return {"items": items, "next_cursor": next_cursor}
+
+    @app.get("/v1/events/{event_id}", tags=["events"])
+    async def event(_: Auditor, event_id: UUID) -> dict[str, Any]:
+        entry = await run_in_threadpool(queries.entry, event_id)
+        if entry is None:
+            raise Problem(404, "Not found", f"event {event_id} is not recorded")
+        return entry_json(entry)
+
+    @app.get("/v1/anomalies", tags=["custody"])
+    async def anomalies(
+        _: Auditor,
+        code: AnomalyCode | None = None,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> dict[str, Any]:
+        trails = await run_in_threadpool(
+            queries.trails_with_anomalies,
+            code,
+            now=datetime.now(UTC),
+            after=decode_cursor(cursor),
+            limit=limit,
+        )
+        items = [
+            {"container_id": trail.container_id, **anomaly_json(item)}
+            for trail in trails
+            for item in trail.anomalies
+            if code is None or item.code is code
+        ]
+        next_cursor = encode_cursor(trails[-1].container_id) if len(trails) == limit else None
+        return {"items": items, "next_cursor": next_cursor}
+
+    return app

@@ -1,0 +1,64 @@
+"""Wiring for the ledger service: the auditor API and the consumer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from services.ledger.adapters.database import make_engine
+from services.ledger.adapters.ledger_store import LedgerStore
+from services.ledger.adapters.queries import LedgerQueries
+from services.ledger.api.app import create_app
+from services.ledger.consumer.runner import LedgerConsumer
+from services.ledger.domain.custody import CustodyRules
+from services.registry.store import RegistryStore
+from services.settings import Settings, get_settings
+from services.web.ops import database_check
+
+
+def custody_rules(settings: Settings) -> CustodyRules:
+    return CustodyRules(
+        weight_tolerance_kg=settings.weight_tolerance_kg,
+        weight_tolerance_pct=settings.weight_tolerance_pct,
+    )
+
+
+def build_api(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url, application_name="custody-ledger-api")
+
+    def ping() -> None:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    app = create_app(
+        RegistryStore(engine, cache_seconds=settings.registry_cache_s),
+        LedgerQueries(engine, custody_rules(settings)),
+        {"database": database_check(ping)},
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def build_consumer(settings: Settings | None = None) -> LedgerConsumer:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url, pool_size=2, application_name="custody-consumer")
+    store = LedgerStore(engine, group=settings.consumer_group, rules=custody_rules(settings))
+    return LedgerConsumer(
+        store=store,
+        bootstrap=settings.kafka_bootstrap,
+        topic=settings.topic,
+        dlq_topic=settings.dlq_topic,
+        group=settings.consumer_group,
+        batch_max=settings.consumer_batch_max,
+        poll_ms=settings.consumer_poll_ms,
+    )

@@ -1,0 +1,1 @@
+"""The ledger consumer: poll → decode and validate → append (one transaction) → offsets."""

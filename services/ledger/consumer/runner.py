@@ -1,0 +1,164 @@
+"""The Kafka side of the ledger consumer: poll, park poison, append, commit, repeat."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from services.ledger.adapters.ledger_store import LedgerStore, Rejection, dlq_payload
+from services.ledger.consumer.decode import (
+    DecodedMessage,
+    IncomingMessage,
+    InvalidMessage,
+    decode,
+)
+
+log = logging.getLogger("custody.consumer")
+
+
+@dataclass
+class ConsumerStats:
+    batches: int = 0
+    appended: int = 0
+    replays: int = 0
+    rejected: int = 0
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, resume where the ledger (not Kafka) says each partition ends."""
+
+    def __init__(self, consumer: KafkaConsumer, store: LedgerStore, topic: str) -> None:
+        self._consumer = consumer
+        self._store = store
+        self._topic = topic
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        stored = self._store.stored_offsets(self._topic)
+        for partition in assigned:
+            if partition.partition in stored:
+                self._consumer.seek(partition, stored[partition.partition])
+            else:
+                self._consumer.seek_to_beginning(partition)
+        log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+
+
+class LedgerConsumer:
+    def __init__(
+        self,
+        *,
+        store: LedgerStore,
+        bootstrap: str,
+        topic: str,
+        dlq_topic: str,
+        group: str,
+        batch_max: int,
+        poll_ms: int,
+    ) -> None:
+        self._store = store
+        self._topic = topic
+        self._dlq_topic = dlq_topic
+        self._poll_ms = poll_ms
+        self._batch_max = batch_max
+        self.stats = ConsumerStats()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            client_id=f"{group}-{threading.get_native_id()}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=batch_max,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000,
+        )
+        self._consumer.subscribe(
+            [topic], listener=_SeekToStoredOffsets(self._consumer, store, topic)
+        )
+        self._dlq = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set; the batch in hand is always finished first."""
+        try:
+            while not stop.is_set():
+                self.run_once()
+        finally:
+            self.close()
+
+    def run_once(self) -> int:
+        """Poll one batch and record it; returns the number of messages handled."""
+        polled: Mapping[TopicPartition, list[Any]] = self._consumer.poll(
+            timeout_ms=self._poll_ms, max_records=self._batch_max
+        )
+        records = [record for batch in polled.values() for record in batch]
+        if not records:
+            return 0
+        decoded: list[DecodedMessage] = []
+        invalid: list[Rejection] = []
+        next_offsets: dict[tuple[str, int], int] = {}
+        for record in records:
+            message = IncomingMessage(
+                record.topic, record.partition, record.offset, record.key, record.value
+            )
+            position = (record.topic, record.partition)
+            next_offsets[position] = max(next_offsets.get(position, 0), record.offset + 1)
+            try:
+                decoded.append(decode(message))
+            except InvalidMessage as error:
+                invalid.append(Rejection.of_invalid(message, error))
+        started = time.perf_counter()
+        result = self._store.append_batch(decoded, invalid, next_offsets)
+        elapsed = time.perf_counter() - started
+        self._park(result.rejected)
+        self._commit_to_kafka(next_offsets)
+        self.stats.batches += 1
+        self.stats.appended += result.appended
+        self.stats.replays += result.replays
+        self.stats.rejected += len(result.rejected)
+        log.info(
+            "batch of %d: %d appended, %d replays, %d rejected, %d already recorded (%.1f ms)",
+            len(records),
+            result.appended,
+            result.replays,
+            len(result.rejected),
+            result.already_done,
+            elapsed * 1000,
+        )
+        return len(records)
+
+    def _commit_to_kafka(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
+        """Mirror the offsets to Kafka for lag monitoring; the ledger's copy is the truth."""
+        try:
+            self._consumer.commit(
+                {
+                    TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
+                    for (topic, partition), offset in next_offsets.items()
+                }
+            )
+        except KafkaError as error:
+            log.warning("offset commit to Kafka failed (ledger offsets are stored): %s", error)
+
+    def _park(self, rejections: tuple[Rejection, ...]) -> None:
+        for rejection in rejections:
+            key = rejection.container_id.encode() if rejection.container_id else None
+            self._dlq.send(self._dlq_topic, key=key, value=dlq_payload(rejection))
+        if rejections:
+            self._dlq.flush(timeout=30)
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._dlq.close(timeout=10)

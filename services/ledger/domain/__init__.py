@@ -1,0 +1,1 @@
+"""The ledger's pure core: custody rules, reconstruction, hashing, Merkle proofs. No I/O."""

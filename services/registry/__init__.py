@@ -1,0 +1,1 @@
+"""Parties, devices and API tokens (DESIGN.md §3)."""

@@ -1,0 +1,138 @@
+"""The registry in PostgreSQL, with a short-lived cache for token look-ups on the hot path."""
+
+from __future__ import annotations
+
+import threading
+import time
+from uuid import UUID
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from services.ledger.adapters import tables
+from services.registry.principals import (
+    API_TOKEN_PREFIX,
+    DEVICE_TOKEN_PREFIX,
+    ApiRole,
+    ApiUser,
+    Device,
+    PartyRole,
+    Principal,
+    new_token,
+    token_digest,
+)
+
+
+class RegistryError(ValueError):
+    """A registry change that cannot be made; the message says why."""
+
+
+class RegistryStore:
+    def __init__(self, engine: Engine, *, cache_seconds: float = 5.0) -> None:
+        self._engine = engine
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._principals: dict[bytes, tuple[float, Principal | None]] = {}
+        self._roles: tuple[float, dict[str, PartyRole]] | None = None
+
+    def add_party(self, party_id: str, name: str, role: PartyRole) -> None:
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    tables.parties.insert().values(party_id=party_id, name=name, role=role.value)
+                )
+        except IntegrityError as error:
+            raise RegistryError(f"party {party_id!r} exists already or is not valid") from error
+        self._roles = None
+
+    def add_device(self, device_id: str, party_id: str, label: str = "") -> str:
+        """Register a device; returns its token, which is stored only as a hash."""
+        if party_id not in self.party_roles(fresh=True):
+            raise RegistryError(f"unknown party {party_id!r}: add it with `custody parties add`")
+        token = new_token(DEVICE_TOKEN_PREFIX)
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    tables.devices.insert().values(
+                        device_id=device_id,
+                        party_id=party_id,
+                        label=label,
+                        token_hash=token_digest(token),
+                    )
+                )
+        except IntegrityError as error:
+            raise RegistryError(f"device {device_id!r} exists already") from error
+        return token
+
+    def add_api_token(self, token_id: str, role: ApiRole, label: str = "") -> str:
+        token = new_token(API_TOKEN_PREFIX)
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(
+                    tables.api_tokens.insert().values(
+                        token_id=token_id,
+                        role=role.value,
+                        label=label,
+                        token_hash=token_digest(token),
+                    )
+                )
+        except IntegrityError as error:
+            raise RegistryError(f"token id {token_id!r} exists already") from error
+        return token
+
+    def party_roles(self, *, fresh: bool = False) -> dict[str, PartyRole]:
+        now = time.monotonic()
+        cached = self._roles
+        if not fresh and cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        with self._engine.connect() as connection:
+            roles = {
+                party_id: PartyRole(role)
+                for party_id, role in connection.execute(
+                    select(tables.parties.c.party_id, tables.parties.c.role)
+                )
+            }
+        self._roles = (now, roles)
+        return roles
+
+    def principal(self, token: str) -> Principal | None:
+        digest = token_digest(token)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._principals.get(digest)
+        if cached is not None and now - cached[0] < self._cache_seconds:
+            return cached[1]
+        found = self._lookup(digest)
+        with self._lock:
+            if len(self._principals) > 100_000:
+                self._principals.clear()
+            self._principals[digest] = (now, found)
+        return found
+
+    def _lookup(self, digest: bytes) -> Principal | None:
+        devices, parties, api = tables.devices, tables.parties, tables.api_tokens
+        with self._engine.connect() as connection:
+            device = connection.execute(
+                select(devices.c.device_id, devices.c.party_id, parties.c.role)
+                .join(parties, parties.c.party_id == devices.c.party_id)
+                .where(devices.c.token_hash == digest, devices.c.revoked_at.is_(None))
+            ).first()
+            if device is not None:
+                return Device(device.device_id, device.party_id, PartyRole(device.role))
+            user = connection.execute(
+                select(api.c.token_id, api.c.role).where(
+                    api.c.token_hash == digest, api.c.revoked_at.is_(None)
+                )
+            ).first()
+            if user is not None:
+                return ApiUser(user.token_id, ApiRole(user.role))
+        return None
+
+    def recorded_poster(self, event_id: UUID) -> str | None:
+        """The party that posted a recorded event (for corrections), or None if not recorded."""
+        entries = tables.entries
+        with self._engine.connect() as connection:
+            poster: str | None = connection.execute(
+                select(entries.c.origin_party).where(entries.c.event_id == event_id)
+            ).scalar_one_or_none()
+        return poster

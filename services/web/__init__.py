@@ -1,0 +1,1 @@
+"""HTTP pieces both services share: problem+json errors, bearer tokens, health, metrics."""

@@ -1,0 +1,46 @@
+"""/healthz, /readyz and /metrics, the same on every service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI, Response
+from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+ReadinessCheck = Callable[[], str | None]
+
+
+def install_ops_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
+    """``checks`` return None when healthy, else a short reason."""
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(response: Response) -> dict[str, object]:
+        failures = {}
+        for name, check in checks.items():
+            reason = await run_in_threadpool(check)
+            if reason is not None:
+                failures[name] = reason
+        if failures:
+            response.status_code = 503
+            return {"status": "unready", "failures": failures}
+        return {"status": "ready"}
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def database_check(ping: Callable[[], None]) -> ReadinessCheck:
+    def check() -> str | None:
+        try:
+            ping()
+        except Exception as error:
+            return f"database unreachable: {type(error).__name__}"
+        return None
+
+    return check

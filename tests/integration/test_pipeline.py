@@ -1,0 +1,81 @@
+"""Ingest → Kafka → consumer → ledger, in-process against the real broker and database."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from services.ingest.bootstrap import build_app
+from services.ledger.adapters.database import make_engine
+from services.ledger.bootstrap import build_api, build_consumer
+from services.settings import Settings
+from tests.support import events as ev
+from tests.support.network import Network, register_network
+from tests.support.stack import LiveStack
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def env(stack: LiveStack) -> Iterator[tuple[Settings, Network]]:
+    settings = stack.settings()
+    yield settings, register_network(settings)
+
+
+@pytest.fixture(scope="module")
+def consumer(env: tuple[Settings, Network]) -> Iterator[None]:
+    settings, _ = env
+    stop = threading.Event()
+    runner = build_consumer(settings)
+    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=30)
+
+
+def entry_count(settings: Settings, container_id: str) -> int:
+    engine = make_engine(settings.database_url, pool_size=1)
+    with engine.connect() as connection:
+        count: int = connection.execute(
+            text("SELECT count(*) FROM ledger.entries WHERE container_id = :c"),
+            {"c": container_id},
+        ).scalar_one()
+    engine.dispose()
+    return count
+
+
+def test_posted_event_is_recorded_and_visible_in_the_trail(
+    env: tuple[Settings, Network], consumer: None
+) -> None:
+    settings, network = env
+    container = ev.unique_container()
+    with TestClient(build_app(settings)) as ingest, TestClient(build_api(settings)) as ledger:
+        first = ev.dropoff(container)
+        response = ingest.post("/v1/events", json=first, headers=network.headers("site-a-dev"))
+        assert response.status_code == 202, response.text
+        assert response.json() == {"event_id": first["event_id"], "status": "accepted"}
+        batch = {"events": [ev.sealed(container), ev.transfer(
+            "pickup", container, 2, "site-a", "hauler-a", shipment_id="BOL-1")]}
+        response = ingest.post(
+            "/v1/events/batch", json=batch, headers=network.headers("site-a-dev")
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["accepted"] == 2
+
+        wait_for(lambda: entry_count(settings, container) == 3, what="3 entries recorded")
+        trail = ledger.get(
+            f"/v1/containers/{container}/custody", headers=network.auditor_headers()
+        )
+        assert trail.status_code == 200, trail.text
+        body = trail.json()
+        assert body["state"] == "in_transit"
+        assert body["custodian"] == "hauler-a"
+        assert [i["custodian"] for i in body["intervals"]] == ["site-a", "hauler-a"]
+        assert body["events"][0]["origin"] == {
+            "kind": "device", "party_id": "site-a", "device_id": "site-a-dev"}
