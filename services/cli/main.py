@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from enum import StrEnum
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -15,6 +16,7 @@ import uvicorn
 from rich.console import Console
 from rich.table import Table
 
+from services.contract.json_schemas import write_schemas
 from services.ledger.adapters.database import make_engine
 from services.ledger.adapters.migrate import upgrade
 from services.registry.principals import ApiRole, PartyRole
@@ -86,6 +88,17 @@ def migrate() -> None:
     """Apply database migrations as the owner (CUSTODY_ADMIN_DATABASE_URL)."""
     upgrade(get_settings().admin_database_url)
     console.print("database migrated to head")
+
+
+@app.command()
+def schemas(
+    out: Annotated[Path, typer.Option(help="Folder to write the JSON Schemas into.")] = Path(
+        "schemas"
+    ),
+) -> None:
+    """Write the JSON Schemas generated from the event contract (checked in under schemas/)."""
+    for path in write_schemas(out):
+        console.print(f"wrote {path}")
 
 
 class Service(StrEnum):

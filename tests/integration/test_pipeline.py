@@ -60,8 +60,12 @@ def test_posted_event_is_recorded_and_visible_in_the_trail(
         response = ingest.post("/v1/events", json=first, headers=network.headers("site-a-dev"))
         assert response.status_code == 202, response.text
         assert response.json() == {"event_id": first["event_id"], "status": "accepted"}
-        batch = {"events": [ev.sealed(container), ev.transfer(
-            "pickup", container, 2, "site-a", "hauler-a", shipment_id="BOL-1")]}
+        batch = {
+            "events": [
+                ev.sealed(container),
+                ev.transfer("pickup", container, 2, "site-a", "hauler-a", shipment_id="BOL-1"),
+            ]
+        }
         response = ingest.post(
             "/v1/events/batch", json=batch, headers=network.headers("site-a-dev")
         )
@@ -69,13 +73,14 @@ def test_posted_event_is_recorded_and_visible_in_the_trail(
         assert response.json()["accepted"] == 2
 
         wait_for(lambda: entry_count(settings, container) == 3, what="3 entries recorded")
-        trail = ledger.get(
-            f"/v1/containers/{container}/custody", headers=network.auditor_headers()
-        )
+        trail = ledger.get(f"/v1/containers/{container}/custody", headers=network.auditor_headers())
         assert trail.status_code == 200, trail.text
         body = trail.json()
         assert body["state"] == "in_transit"
         assert body["custodian"] == "hauler-a"
         assert [i["custodian"] for i in body["intervals"]] == ["site-a", "hauler-a"]
         assert body["events"][0]["origin"] == {
-            "kind": "device", "party_id": "site-a", "device_id": "site-a-dev"}
+            "kind": "device",
+            "party_id": "site-a",
+            "device_id": "site-a-dev",
+        }

@@ -29,10 +29,12 @@ def dropoff(container_id: str, hours: float = 0, **fields: Any) -> dict[str, Any
     return event("dropoff", container_id, hours, chemistry="li_ion", **fields)
 
 
-def sealed(container_id: str, hours: float = 1, weight_kg: float = 120.0, **fields: Any) -> dict[
-    str, Any
-]:
-    return event("sealed", container_id, hours, weight_kg=weight_kg, un_numbers=["UN3480"], **fields)
+def sealed(
+    container_id: str, hours: float = 1, weight_kg: float = 120.0, **fields: Any
+) -> dict[str, Any]:
+    return event(
+        "sealed", container_id, hours, weight_kg=weight_kg, un_numbers=["UN3480"], **fields
+    )
 
 
 def transfer(

@@ -470,6 +470,16 @@ def test_did_not_occur_voids_a_pickup_and_custody_reverts() -> None:
     assert len(trail.events) == 4
 
 
+def test_two_corrections_of_one_event_name_the_first_in_the_trail() -> None:
+    d, s, p = life()[:3]
+    later = rec(correction(T0 + 2 * DAY + timedelta(hours=2), p.event_id), SITE)
+    earlier = rec(correction(T0 + 2 * DAY + timedelta(hours=1), p.event_id), HAULER)
+    trail = reconstruct(ledger(d, s, p, later, earlier), now=T0 + 3 * DAY)
+    assert trail.events[2].corrected_by == earlier.event_id
+    assert [e.effective for e in trail.events[3:]] == [True, True]
+    assert trail.custodian == SITE
+
+
 def test_correction_applies_whatever_its_position_in_time() -> None:
     d, s, p = life()[:3]
     void = rec(correction(T0 - DAY, p.event_id), SITE)  # occurred_at before everything
@@ -678,6 +688,8 @@ def test_weight_discrepancy_detail() -> None:
         (120.0, 122.5, True),  # 2.5 kg > 2.4 kg
         (10.0, 9.1, False),  # 0.9 kg ≤ 1 kg floor (2 % would be 0.2 kg)
         (10.0, 8.9, True),  # 1.1 kg > 1 kg
+        (100.0, 102.0, False),  # exactly the 2 kg limit is within tolerance
+        (10.0, 11.0, False),  # exactly the 1 kg floor is within tolerance
     ],
 )
 def test_weight_tolerance_is_max_of_kg_and_percent(
@@ -742,7 +754,8 @@ def test_incident_after_processed_is_after_terminal_too() -> None:
 
 
 @pytest.mark.parametrize(
-    ("lead", "flagged"), [(timedelta(minutes=4), False), (timedelta(minutes=6), True)]
+    ("lead", "flagged"),
+    [(timedelta(minutes=4), False), (timedelta(minutes=5), False), (timedelta(minutes=6), True)],
 )
 def test_clock_skew(lead: timedelta, flagged: bool) -> None:
     event = dropoff(T0)
@@ -755,7 +768,8 @@ def test_clock_skew(lead: timedelta, flagged: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("delay", "flagged"), [(timedelta(hours=23), False), (timedelta(hours=25), True)]
+    ("delay", "flagged"),
+    [(timedelta(hours=23), False), (timedelta(hours=24), False), (timedelta(hours=25), True)],
 )
 def test_late_arrival(delay: timedelta, flagged: bool) -> None:
     entry = rec(dropoff(T0), SITE, seq=1, received_at=T0 + delay)

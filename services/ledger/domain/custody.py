@@ -185,7 +185,7 @@ def _resolve_corrections(ordered: list[RecordedEntry]) -> tuple[set[UUID], dict[
         target = targets[event_id]
         if target in known and not any(a in in_force for a in attackers[event_id]):
             in_force.add(event_id)
-        if target in pending and target in known:
+        if target in pending:  # the target is itself a correction
             pending[target] -= 1
             if pending[target] == 0:
                 ready.append(target)
@@ -302,7 +302,7 @@ class _Fold:
         elif isinstance(event, Dropoff) and self.first_dropoff_at is None:
             self.first_dropoff_at = event.occurred_at
 
-        if new_state != self.state or True:
+        if new_state is not self.state:
             self.state = new_state
             self.state_since = event.occurred_at
             self.entered_by = event_id
