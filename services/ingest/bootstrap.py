@@ -13,7 +13,7 @@ from services.ingest.producer import EventProducer
 from services.ledger.adapters.database import make_engine
 from services.registry.store import RegistryStore
 from services.settings import Settings, get_settings
-from services.web.ops import database_check
+from services.web.ops import database_check, kafka_check
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -33,10 +33,9 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
-    def kafka_check() -> str | None:
-        return None if producer.connected() else "Kafka bootstrap not connected"
-
-    app = create_app(context, {"database": database_check(ping), "kafka": kafka_check})
+    app = create_app(
+        context, {"database": database_check(ping), "kafka": kafka_check(settings.kafka_bootstrap)}
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -33,9 +33,6 @@ class EventProducer:
             retries=2**31 - 1,
         )
 
-    def connected(self) -> bool:
-        return bool(self._producer.bootstrap_connected())
-
     async def send_all(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
         """Send ``(key, value)`` pairs; return once the broker acked every one of them."""
         loop = asyncio.get_running_loop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 from fastapi import FastAPI, Response
@@ -33,6 +34,25 @@ def install_ops_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def kafka_check(bootstrap: str) -> ReadinessCheck:
+    """Ready when at least one bootstrap broker accepts a TCP connection."""
+    addresses = []
+    for item in bootstrap.split(","):
+        host, _, port = item.strip().rpartition(":")
+        addresses.append((host or "127.0.0.1", int(port)))
+
+    def check() -> str | None:
+        for address in addresses:
+            try:
+                socket.create_connection(address, timeout=0.5).close()
+            except OSError:
+                continue
+            return None
+        return f"no Kafka broker reachable at {bootstrap}"
+
+    return check
 
 
 def database_check(ping: Callable[[], None]) -> ReadinessCheck:

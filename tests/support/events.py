@@ -9,16 +9,18 @@ from typing import Any
 BASE_TIME = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
 
-def at(hours: float) -> str:
-    return (BASE_TIME + timedelta(hours=hours)).isoformat()
+def at(hours: float, base: datetime = BASE_TIME) -> str:
+    return (base + timedelta(hours=hours)).isoformat()
 
 
-def event(kind: str, container_id: str, hours: float, **fields: Any) -> dict[str, Any]:
+def event(
+    event_type: str, container_id: str, hours: float, base: datetime = BASE_TIME, **fields: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "event_id": str(uuid.uuid4()),
-        "type": kind,
+        "type": event_type,
         "container_id": container_id,
-        "occurred_at": at(hours),
+        "occurred_at": at(hours, base),
         "location_id": fields.pop("location_id", "loc-1"),
     }
     body.update(fields)
@@ -38,9 +40,16 @@ def sealed(
 
 
 def transfer(
-    kind: str, container_id: str, hours: float, from_party: str, to_party: str, **fields: Any
+    event_type: str,
+    container_id: str,
+    hours: float,
+    from_party: str,
+    to_party: str,
+    **fields: Any,
 ) -> dict[str, Any]:
-    return event(kind, container_id, hours, from_party=from_party, to_party=to_party, **fields)
+    return event(
+        event_type, container_id, hours, from_party=from_party, to_party=to_party, **fields
+    )
 
 
 def unique_container(prefix: str = "BX") -> str:

@@ -1,0 +1,95 @@
+"""The services as real processes (``python -m services.cli.main serve …``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from services.settings import Settings
+from services.stack.processes import free_port
+from tests.support.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
+    for name, value in settings.model_dump().items():
+        env[f"CUSTODY_{name.upper()}"] = str(value)
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    url: str | None = None
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+
+def start_service(settings: Settings, name: str, log_dir: Path) -> ServiceProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"{name}.log"
+    url = None
+    if name == "ingest":
+        settings = settings.model_copy(update={"ingest_port": free_port()})
+        url = f"http://127.0.0.1:{settings.ingest_port}"
+    elif name == "ledger":
+        settings = settings.model_copy(update={"ledger_port": free_port()})
+        url = f"http://127.0.0.1:{settings.ledger_port}"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli.main", "serve", name],
+            cwd=ROOT,
+            env=settings_env(settings),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    service = ServiceProcess(name, process, log, url)
+    if url is not None:
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"{name} exited: {log.read_text()[-3000:]}")
+            try:
+                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, what=f"{name} ready", timeout=60)
+    return service
+
+
+@contextmanager
+def running(
+    settings: Settings, names: list[str], log_dir: Path
+) -> Iterator[dict[str, ServiceProcess]]:
+    started: dict[str, ServiceProcess] = {}
+    try:
+        for name in names:
+            started[name] = start_service(settings, name, log_dir)
+        yield started
+    finally:
+        for service in started.values():
+            service.stop()
