@@ -65,7 +65,8 @@ def test_scripted_lives_reconstruct_exactly(
     system: tuple[Settings, Network, dict[str, ServiceProcess]],
 ) -> None:
     settings, network, services = system
-    assert services["ingest"].url and services["ledger"].url
+    assert services["ingest"].url
+    assert services["ledger"].url
     scanner = Scanner(services["ingest"].url, network)
     base = datetime.now(UTC) - timedelta(hours=3)
 
@@ -198,7 +199,8 @@ def test_scripted_lives_reconstruct_exactly(
         (c, "late_arrival"),
     }
     entry = ledger.get(f"/v1/events/{a4['event_id']}").json()
-    assert entry["seq"] >= 0 and len(entry["entry_hash"]) == 64
+    assert entry["seq"] >= 0
+    assert len(entry["entry_hash"]) == 64
     assert entry["origin"] == {
         "kind": "device",
         "party_id": "hauler-a",

@@ -22,9 +22,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def env(stack: LiveStack) -> Iterator[tuple[Settings, Network]]:
+def env(stack: LiveStack) -> tuple[Settings, Network]:
     settings = stack.settings()
-    yield settings, register_network(settings)
+    return settings, register_network(settings)
 
 
 @pytest.fixture(scope="module")
