@@ -1,4 +1,4 @@
-"""Alembic runs as the database owner; the URL comes from the caller or CUSTODY_ADMIN_DATABASE_URL."""
+"""Alembic runs as the database owner (URL from the caller or CUSTODY_ADMIN_DATABASE_URL)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from services.ledger.adapters.migrate import upgrade
 from services.settings import Settings
 from services.stack.kafka_broker import KafkaBroker, kafka_libs
 from services.stack.postgres_cluster import PostgresCluster, reachable_by_postgres
+from services.stack.service_processes import service_status, stop_services
 from services.stack.topics import ensure_topics
 
 
@@ -46,12 +47,14 @@ class LocalStack:
         )
 
     def down(self) -> None:
+        stop_services(self.settings)
         self.kafka.stop()
         self.postgres.stop()
 
     def status(self) -> dict[str, str]:
         kafka_pid = self.kafka.pid()
         return {
+            **service_status(self.settings),
             "kafka": f"running (pid {kafka_pid}) on {self.kafka.bootstrap}"
             if kafka_pid
             else "stopped",
