@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     weight_tolerance_kg: Annotated[float, Field(ge=0)] = 1.0
     weight_tolerance_pct: Annotated[float, Field(ge=0, le=100)] = 2.0
 
+    log_origin: str = Field(
+        default="battery-custody.local/ledger",
+        pattern=r"^[^\s+]+$",
+        description="Checkpoint origin line; also the signing key's name.",
+    )
+    signing_key_file: Path = Path("var/keys/checkpoint.key")
+    checkpoint_interval_s: Annotated[float, Field(gt=0)] = 10.0
+    checkpoint_entries: Annotated[int, Field(ge=1)] = 1000
+
     var_dir: Path = Path("var")
     cache_dir: Path = Path.home() / ".cache" / "battery-custody"
     kafka_port: Port = 59092

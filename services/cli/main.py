@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
@@ -14,11 +18,18 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from services.contract.json_schemas import write_schemas
 from services.ledger.adapters.database import make_engine
+from services.ledger.adapters.merkle_log import tree_size
 from services.ledger.adapters.migrate import upgrade
+from services.ledger.adapters.signing_keys import create_key, verifier_path
+from services.ledger.audit import audit_ledger
+from services.ledger.bootstrap import build_checkpointer, build_consumer
+from services.ledger.domain.bundle import BundleError, verify_bundle
+from services.ledger.domain.checkpoint import CheckpointError, VerifierKey
 from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryError, RegistryStore
 from services.settings import get_settings
@@ -40,7 +51,7 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(tokens_app, name="tokens")
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str) -> typer.Exit:
@@ -105,6 +116,19 @@ class Service(StrEnum):
     INGEST = "ingest"
     LEDGER = "ledger"
     CONSUMER = "consumer"
+    CHECKPOINTER = "checkpointer"
+
+
+def run_until_signalled(run: Callable[[threading.Event], None], logger: str) -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        logging.getLogger(logger).info("signal %d: finishing the work in hand", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    run(stop)
 
 
 @app.command()
@@ -130,18 +154,114 @@ def serve(service: Service) -> None:
             log_level="warning",
             access_log=False,
         )
+    elif service is Service.CONSUMER:
+        run_until_signalled(build_consumer(settings).run, "custody.consumer")
     else:
-        from services.ledger.bootstrap import build_consumer
+        try:
+            checkpointer = build_checkpointer(settings)
+        except CheckpointError as error:
+            raise fail(str(error)) from error
+        run_until_signalled(checkpointer.run, "custody.checkpointer")
 
-        stop = threading.Event()
 
-        def on_signal(signum: int, _: FrameType | None) -> None:
-            logging.getLogger("custody.consumer").info("signal %d: finishing batch", signum)
-            stop.set()
+keys_app = typer.Typer(help="The checkpoint signing key.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
-        build_consumer(settings).run(stop)
+
+@keys_app.command("init")
+def keys_init(
+    force: Annotated[bool, typer.Option(help="Replace an existing key.")] = False,
+) -> None:
+    """Create the Ed25519 checkpoint signing key (mode 0600) and print the verifier key."""
+    settings = get_settings()
+    try:
+        verifier = create_key(settings.signing_key_file, settings.log_origin, force=force)
+    except FileExistsError as error:
+        raise fail(str(error)) from error
+    errors.print(
+        f"signing key written to {settings.signing_key_file} (mode 0600); "
+        f"verifier key in {verifier_path(settings.signing_key_file)}:"
+    )
+    print(verifier)
+
+
+def read_key_argument(value: str) -> VerifierKey:
+    path = Path(value)
+    text = path.read_text() if path.is_file() else value
+    return VerifierKey.parse(text)
+
+
+@app.command()
+def verify(
+    bundle: Annotated[Path, typer.Argument(help="A bundle downloaded from …/bundle.")],
+    key: Annotated[str, typer.Option(help="Verifier key, or a file holding it.")],
+    trusted_checkpoint: Annotated[
+        Path | None, typer.Option(help="An older signed checkpoint note you trust.")
+    ] = None,
+) -> None:
+    """Verify a container bundle offline: hashes, chain, inclusion, signature, consistency."""
+    try:
+        verifier = read_key_argument(key)
+        document = json.loads(bundle.read_text())
+        trusted = trusted_checkpoint.read_text() if trusted_checkpoint else None
+        report = verify_bundle(document, verifier, trusted)
+    except (OSError, json.JSONDecodeError) as error:
+        raise fail(f"cannot read input: {error}") from error
+    except (BundleError, CheckpointError) as error:
+        raise fail(f"bundle does NOT verify: {error}") from error
+    console.print(
+        f"[green]✓[/] {report.entries} entries of {report.container_id}: hashes and chain"
+    )
+    console.print(
+        f"[green]✓[/] entry seq {report.head_seq} included in the log at size "
+        f"{report.checkpoint.tree_size} (root {report.checkpoint.root_hash.hex()[:16]}…)"
+    )
+    console.print(f"[green]✓[/] checkpoint signed by {verifier.name}")
+    if report.trusted_size is not None:
+        console.print(
+            f"[green]✓[/] consistent with your trusted checkpoint of size {report.trusted_size}"
+        )
+
+
+@app.command()
+def audit(
+    key: Annotated[
+        str | None, typer.Option(help="Verifier key or file; default the local .pub file.")
+    ] = None,
+) -> None:
+    """Recompute every entry hash, chain link and checkpoint root; exit 1 on any mismatch."""
+    settings = get_settings()
+    try:
+        verifier = read_key_argument(key or str(verifier_path(settings.signing_key_file)))
+    except (OSError, CheckpointError) as error:
+        raise fail(f"no verifier key: {error}") from error
+    engine = make_engine(settings.database_url, pool_size=1)
+    with engine.connect() as connection:
+        total = tree_size(connection)
+    with Progress(
+        TextColumn("auditing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+    ) as progress:
+        task = progress.add_task("entries", total=total)
+        report = audit_ledger(
+            engine, verifier, on_entry=lambda seq: progress.update(task, completed=seq + 1)
+        )
+    for message in report.checkpoint_problems:
+        errors.print(f"[red]✗[/] {message}")
+    for problem in report.entry_problems:
+        errors.print(
+            f"[red]✗[/] entry seq {problem.seq} ({problem.container_id}): {problem.problem}"
+        )
+    if not report.ok:
+        first = report.first_bad_entry
+        where = f"; first bad entry: seq {first.seq}" if first else ""
+        raise fail(f"audit FAILED{where}")
+    console.print(
+        f"[green]✓[/] {report.entries} entries and {report.checkpoints} checkpoints verified"
+    )
 
 
 def registry() -> RegistryStore:
@@ -199,6 +319,68 @@ def parties_list() -> None:
     for party_id, role in sorted(registry().party_roles(fresh=True).items()):
         table.add_row(party_id, role.value)
     console.print(table)
+
+
+@app.command()
+def simulate(
+    containers: Annotated[
+        int, typer.Option(min=1, max=99_999, help="Container lives to simulate.")
+    ] = 300,
+    days: Annotated[
+        int, typer.Option(min=1, max=365, help="Spread the lives over the last N days.")
+    ] = 30,
+    seed: Annotated[int, typer.Option(help="Seed of the scenario (same seed, same plan).")] = 7,
+    ingest_url: Annotated[
+        str | None,
+        typer.Option(help="Ingest base URL (default: from CUSTODY_INGEST_HOST and _PORT)."),
+    ] = None,
+) -> None:
+    """Simulate a recycling network: register it and post its scans through the ingest API."""
+    from services.simulation.runner import SimulationError, simulate
+    from services.simulation.scenario import ScenarioConfig, build_scenario
+
+    settings = get_settings()
+    url = ingest_url or f"http://{settings.ingest_host}:{settings.ingest_port}"
+    run_id = secrets.token_hex(3)
+    config = ScenarioConfig(
+        run_id=run_id, now=datetime.now(UTC), containers=containers, days=days, seed=seed
+    )
+    scenario = build_scenario(config)
+    console.print(
+        f"run [bold]{run_id}[/]: {scenario.summary.containers} containers, "
+        f"{scenario.summary.events_to_post} events in {scenario.summary.uploads} uploads "
+        f"to {url}"
+    )
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        report = simulate(
+            url,
+            RegistryStore(engine),
+            scenario,
+            console=console,
+            registry_grace_s=settings.registry_cache_s + 0.5,
+        )
+    except (SimulationError, RegistryError) as error:
+        raise fail(str(error)) from error
+    finally:
+        engine.dispose()
+
+    table = Table("", "value", title=f"Simulation {run_id} (seed {seed})")
+    for label, value in scenario.summary.rows():
+        table.add_row(label, value)
+    table.add_section()
+    for label, value in report.rows():
+        table.add_row(label, value)
+    console.print(table)
+    console.print(
+        "note: ingest stamps received_at when the plan is posted, so every event that occurred "
+        "more than 24 h ago is also flagged late_arrival; clock_skew needs the run to finish "
+        "within ~3 minutes."
+    )
+    if report.rejected:
+        for line in report.rejections:
+            errors.print(f"  rejected {line}")
+        raise fail(f"{report.rejected} event(s) were rejected")
 
 
 def main() -> None:

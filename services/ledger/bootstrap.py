@@ -10,8 +10,11 @@ from sqlalchemy import text
 
 from services.ledger.adapters.database import make_engine
 from services.ledger.adapters.ledger_store import LedgerStore
+from services.ledger.adapters.proof_queries import ProofQueries
 from services.ledger.adapters.queries import LedgerQueries
+from services.ledger.adapters.signing_keys import load_private_key, load_verifier, verifier_path
 from services.ledger.api.app import create_app
+from services.ledger.checkpointer import Checkpointer
 from services.ledger.consumer.runner import LedgerConsumer
 from services.ledger.domain.custody import CustodyRules
 from services.registry.store import RegistryStore
@@ -34,10 +37,13 @@ def build_api(settings: Settings | None = None) -> FastAPI:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
 
+    key_file = verifier_path(settings.signing_key_file)
     app = create_app(
         RegistryStore(engine, cache_seconds=settings.registry_cache_s),
         LedgerQueries(engine, custody_rules(settings)),
+        ProofQueries(engine),
         {"database": database_check(ping)},
+        lambda: load_verifier(key_file),
     )
 
     @asynccontextmanager
@@ -47,6 +53,21 @@ def build_api(settings: Settings | None = None) -> FastAPI:
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def build_checkpointer(settings: Settings | None = None) -> Checkpointer:
+    settings = settings or get_settings()
+    private_key = load_private_key(settings.signing_key_file)
+    engine = make_engine(
+        settings.database_url, pool_size=1, application_name="custody-checkpointer"
+    )
+    return Checkpointer(
+        engine,
+        private_key,
+        origin=settings.log_origin,
+        interval_s=settings.checkpoint_interval_s,
+        every_entries=settings.checkpoint_entries,
+    )
 
 
 def build_consumer(settings: Settings | None = None) -> LedgerConsumer:

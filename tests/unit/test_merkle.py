@@ -187,9 +187,7 @@ def test_every_consistency_proof_verifies_and_any_change_fails(
         verify_consistency(first, second + 1, first_root, root_hash(second + 1, big_source), proof)
     if first > 1:
         with pytest.raises(ProofError):
-            verify_consistency(
-                first - 1, second, root_hash(first - 1, source), second_root, proof
-            )
+            verify_consistency(first - 1, second, root_hash(first - 1, source), second_root, proof)
 
 
 def test_proofs_read_logarithmically_many_nodes() -> None:

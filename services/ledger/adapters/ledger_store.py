@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 
 from services.ledger.adapters import tables
+from services.ledger.adapters.merkle_store import append_leaves
 from services.ledger.adapters.read_model import DUPLICATE_CONFLICT, refresh_containers
 from services.ledger.consumer.decode import DecodedMessage, IncomingMessage, InvalidMessage
 from services.ledger.domain.append import AppendPlan, PendingEvent, plan_append
@@ -112,6 +113,10 @@ class LedgerStore:
                 for conflict in plan.conflicts
             )
             self._insert_entries(connection, plan)
+            if plan.entries:
+                append_leaves(
+                    connection, plan.entries[0].seq, [entry.entry_hash for entry in plan.entries]
+                )
             self._insert_rejections(connection, rejections)
             touched = {entry.pending.envelope.event.container_id for entry in plan.entries}
             touched |= {c.pending.envelope.event.container_id for c in plan.conflicts}

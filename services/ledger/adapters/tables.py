@@ -9,6 +9,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     Table,
     Text,
     Uuid,
@@ -112,5 +113,26 @@ containers = Table(
     Column("head_seq", BigInteger, nullable=False),
     Column("anomalies", ARRAY(Text), nullable=False),
     Column("updated_at", DateTime(timezone=True)),
+    schema="ledger",
+)
+
+merkle_nodes = Table(
+    "merkle_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True),
+    Column("idx", BigInteger, primary_key=True),
+    Column("hash", LargeBinary, nullable=False),
+    schema="ledger",
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("origin", Text, nullable=False),
+    Column("key_name", Text, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
     schema="ledger",
 )

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from services.contract.events import ContainerId
+from services.ledger.adapters.merkle_log import StoredCheckpoint
+from services.ledger.adapters.proof_queries import ProofQueries, ProofUnavailable
 from services.ledger.adapters.queries import ContainerFilter, LedgerQueries
 from services.ledger.api.presenters import anomaly_json, entry_json, trail_json
+from services.ledger.domain.checkpoint import CheckpointError, VerifierKey
 from services.ledger.domain.custody import AnomalyCode, ContainerState
 from services.ledger.domain.hashing import format_instant
 from services.registry.principals import ApiUser
@@ -48,7 +53,11 @@ Auditor = Annotated[ApiUser, Depends(current_auditor)]
 
 
 def create_app(
-    registry: RegistryStore, queries: LedgerQueries, checks: dict[str, ReadinessCheck]
+    registry: RegistryStore,
+    queries: LedgerQueries,
+    proofs: ProofQueries,
+    checks: dict[str, ReadinessCheck],
+    verifier_key: Callable[[], VerifierKey],
 ) -> FastAPI:
     app = FastAPI(
         title="Battery Custody — ledger",
@@ -139,4 +148,88 @@ def create_app(
         next_cursor = encode_cursor(trails[-1].container_id) if len(trails) == limit else None
         return {"items": items, "next_cursor": next_cursor}
 
+    def unavailable(error: ProofUnavailable) -> Problem:
+        return Problem(404, "Not found", str(error))
+
+    @app.get("/v1/events/{event_id}/proof", tags=["integrity"])
+    async def event_proof(
+        _: Auditor,
+        event_id: UUID,
+        tree_size: Annotated[
+            int | None, Query(ge=1, description="A signed checkpoint's size; default latest.")
+        ] = None,
+    ) -> dict[str, Any]:
+        try:
+            answer = await run_in_threadpool(proofs.inclusion, event_id, tree_size)
+        except ProofUnavailable as error:
+            raise unavailable(error) from error
+        return {
+            "event_id": str(event_id),
+            "leaf_index": answer.seq,
+            "leaf_hash": answer.entry_hash.hex(),
+            "tree_size": answer.tree_size,
+            "inclusion_proof": [item.hex() for item in answer.proof],
+            "checkpoint": answer.checkpoint.note if answer.checkpoint else None,
+        }
+
+    @app.get("/v1/checkpoints/latest", tags=["integrity"])
+    async def checkpoint_latest(_: Auditor) -> dict[str, Any]:
+        latest = await run_in_threadpool(proofs.latest)
+        if latest is None:
+            raise Problem(404, "Not found", "no checkpoint has been signed yet")
+        return checkpoint_json(latest)
+
+    @app.get("/v1/checkpoints/key", tags=["integrity"])
+    async def checkpoint_key() -> dict[str, str]:
+        try:
+            key = verifier_key()
+        except CheckpointError as error:
+            raise Problem(404, "Not found", str(error)) from error
+        return {"name": key.name, "verifier_key": str(key)}
+
+    @app.get("/v1/checkpoints/consistency", tags=["integrity"])
+    async def checkpoint_consistency(
+        _: Auditor,
+        first: Annotated[int, Query(ge=1)],
+        second: Annotated[int, Query(ge=1)],
+    ) -> dict[str, Any]:
+        if first > second:
+            raise Problem(422, "Invalid query", "first must not be larger than second")
+        try:
+            older, newer, proof = await run_in_threadpool(proofs.consistency, first, second)
+        except ProofUnavailable as error:
+            raise unavailable(error) from error
+        return {
+            "first": checkpoint_json(older),
+            "second": checkpoint_json(newer),
+            "consistency_proof": [item.hex() for item in proof],
+        }
+
+    @app.get("/v1/containers/{container_id}/bundle", tags=["integrity"])
+    async def bundle(
+        _: Auditor,
+        container_id: Annotated[ContainerId, Path()],
+        trusted_size: Annotated[
+            int | None, Query(ge=1, description="Add a consistency proof from this size.")
+        ] = None,
+    ) -> JSONResponse:
+        try:
+            document = await run_in_threadpool(proofs.bundle, container_id, trusted_size)
+        except ProofUnavailable as error:
+            raise unavailable(error) from error
+        return JSONResponse(
+            document,
+            headers={"Content-Disposition": f'attachment; filename="{container_id}.bundle.json"'},
+        )
+
     return app
+
+
+def checkpoint_json(stored: StoredCheckpoint) -> dict[str, Any]:
+    return {
+        "origin": stored.checkpoint.origin,
+        "tree_size": stored.checkpoint.tree_size,
+        "root_hash": stored.checkpoint.root_hash.hex(),
+        "key_name": stored.key_name,
+        "note": stored.note,
+    }

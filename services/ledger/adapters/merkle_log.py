@@ -1,0 +1,73 @@
+"""Reading the Merkle log: tree size, roots, proofs and checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, func, select
+
+from services.ledger.adapters import tables
+from services.ledger.adapters.merkle_store import source_for
+from services.ledger.domain.checkpoint import Checkpoint
+from services.ledger.domain.merkle import consistency_proof, inclusion_proof, root_hash
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    checkpoint: Checkpoint
+    key_name: str
+    note: str
+
+
+def tree_size(connection: Connection) -> int:
+    size: int = connection.execute(
+        select(func.coalesce(func.max(tables.entries.c.seq) + 1, 0))
+    ).scalar_one()
+    return size
+
+
+def root_at(connection: Connection, size: int) -> bytes:
+    return root_hash(size, source_for(connection, lambda source: root_hash(size, source)))
+
+
+def inclusion_at(connection: Connection, index: int, size: int) -> list[bytes]:
+    return inclusion_proof(
+        index, size, source_for(connection, lambda source: inclusion_proof(index, size, source))
+    )
+
+
+def consistency_between(connection: Connection, first: int, second: int) -> list[bytes]:
+    return consistency_proof(
+        first,
+        second,
+        source_for(connection, lambda source: consistency_proof(first, second, source)),
+    )
+
+
+def _stored(row: Row[Any]) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        Checkpoint(row.origin, row.tree_size, bytes(row.root_hash)), row.key_name, row.note
+    )
+
+
+def latest_checkpoint(connection: Connection) -> StoredCheckpoint | None:
+    row = connection.execute(
+        select(tables.checkpoints).order_by(tables.checkpoints.c.tree_size.desc()).limit(1)
+    ).first()
+    return _stored(row) if row is not None else None
+
+
+def checkpoint_at(connection: Connection, size: int) -> StoredCheckpoint | None:
+    row = connection.execute(
+        select(tables.checkpoints).where(tables.checkpoints.c.tree_size == size)
+    ).first()
+    return _stored(row) if row is not None else None
+
+
+def all_checkpoints(engine: Engine) -> list[StoredCheckpoint]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(tables.checkpoints).order_by(tables.checkpoints.c.tree_size)
+        ).all()
+    return [_stored(row) for row in rows]

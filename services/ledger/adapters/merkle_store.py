@@ -1,0 +1,52 @@
+"""The Merkle log's stored nodes: maintained in the append transaction, read for proofs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+
+from sqlalchemy import Connection, select, tuple_
+
+from services.ledger.adapters import tables
+from services.ledger.domain.merkle import Frontier, NodeKey, NodeSource, nodes_needed
+
+
+def fetch_nodes(connection: Connection, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
+    if not keys:
+        return {}
+    nodes = tables.merkle_nodes
+    rows = connection.execute(
+        select(nodes.c.level, nodes.c.idx, nodes.c.hash).where(
+            tuple_(nodes.c.level, nodes.c.idx).in_(list(keys))
+        )
+    )
+    return {(level, idx): bytes(digest) for level, idx, digest in rows}
+
+
+def prefetched_source(connection: Connection, keys: Collection[NodeKey]) -> NodeSource:
+    found = fetch_nodes(connection, keys)
+
+    def source(level: int, index: int) -> bytes:
+        try:
+            return found[(level, index)]
+        except KeyError:
+            raise LookupError(f"Merkle node ({level}, {index}) is missing") from None
+
+    return source
+
+
+def append_leaves(connection: Connection, size: int, leaves: Sequence[bytes]) -> bytes:
+    """Extend the stored tree of ``size`` leaves by ``leaves``; returns the new root."""
+    frontier = Frontier.load(size, prefetched_source(connection, Frontier.keys_for(size)))
+    created = [
+        {"level": level, "idx": index, "hash": digest}
+        for leaf in leaves
+        for level, index, digest in frontier.append(leaf)
+    ]
+    if created:
+        connection.execute(tables.merkle_nodes.insert(), created)
+    return frontier.root()
+
+
+def source_for(connection: Connection, compute: Callable[[NodeSource], object]) -> NodeSource:
+    """Fetch in one query every node ``compute(source)`` reads, then serve them."""
+    return prefetched_source(connection, nodes_needed(compute))
