@@ -5,7 +5,10 @@ Revises: 0001
 Create Date: 2026-11-28
 """
 
+import sqlalchemy as sa
 from alembic import op
+
+from services.ledger.domain.merkle import Frontier
 
 revision = "0002"
 down_revision = "0001"
@@ -50,6 +53,35 @@ def upgrade() -> None:
         GRANT SELECT, INSERT ON ledger.merkle_nodes, ledger.checkpoints TO {APP_ROLE};
         """
     )
+    backfill_nodes()
+
+
+def backfill_nodes(chunk: int = 10_000) -> None:
+    """Build the stored nodes for entries recorded before this migration."""
+    connection = op.get_bind()
+    frontier = Frontier()
+    while True:
+        hashes = connection.execute(
+            sa.text(
+                "SELECT seq, entry_hash FROM ledger.entries WHERE seq >= :size "
+                "ORDER BY seq LIMIT :chunk"
+            ),
+            {"size": frontier.size, "chunk": chunk},
+        ).all()
+        if not hashes:
+            return
+        rows = []
+        for seq, digest in hashes:
+            if seq != frontier.size:
+                raise RuntimeError(f"ledger.entries has a gap at seq {frontier.size}")
+            rows.extend(
+                {"level": level, "idx": index, "hash": node}
+                for level, index, node in frontier.append(bytes(digest))
+            )
+        connection.execute(
+            sa.text("INSERT INTO ledger.merkle_nodes (level, idx, hash) VALUES (:level, :idx, :hash)"),
+            rows,
+        )
 
 
 def downgrade() -> None:

@@ -32,9 +32,13 @@ from services.ledger.domain.bundle import BundleError, verify_bundle
 from services.ledger.domain.checkpoint import CheckpointError, VerifierKey
 from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryError, RegistryStore
-from services.settings import get_settings
+from services.settings import Settings, get_settings
+from services.simulation.runner import SimulationError
+from services.simulation.runner import simulate as post_scenario
+from services.simulation.scenario import ScenarioConfig, build_scenario
 from services.stack.local import LocalStack
 from services.stack.processes import StackError
+from services.stack.service_processes import start_services
 
 app = typer.Typer(
     help="Battery Custody: verifiable chain of custody for battery recycling.", no_args_is_help=True
@@ -336,11 +340,13 @@ def simulate(
     ] = None,
 ) -> None:
     """Simulate a recycling network: register it and post its scans through the ingest API."""
-    from services.simulation.runner import SimulationError, simulate
-    from services.simulation.scenario import ScenarioConfig, build_scenario
+    run_simulation(get_settings(), containers=containers, days=days, seed=seed, url=ingest_url)
 
-    settings = get_settings()
-    url = ingest_url or f"http://{settings.ingest_host}:{settings.ingest_port}"
+
+def run_simulation(
+    settings: Settings, *, containers: int, days: int, seed: int, url: str | None
+) -> None:
+    url = url or f"http://{settings.ingest_host}:{settings.ingest_port}"
     run_id = secrets.token_hex(3)
     config = ScenarioConfig(
         run_id=run_id, now=datetime.now(UTC), containers=containers, days=days, seed=seed
@@ -353,7 +359,7 @@ def simulate(
     )
     engine = make_engine(settings.database_url, pool_size=1)
     try:
-        report = simulate(
+        report = post_scenario(
             url,
             RegistryStore(engine),
             scenario,
@@ -381,6 +387,45 @@ def simulate(
         for line in report.rejections:
             errors.print(f"  rejected {line}")
         raise fail(f"{report.rejected} event(s) were rejected")
+
+
+@app.command()
+def demo(
+    containers: Annotated[int, typer.Option(min=1, max=99_999)] = 300,
+) -> None:
+    """Start Kafka, PostgreSQL and the services, load a simulated network, print a token."""
+    settings = get_settings()
+    stack = LocalStack.from_settings(settings)
+    try:
+        with console.status("fetching Kafka (first run only), starting Kafka and PostgreSQL…"):
+            stack.up()
+        if not settings.signing_key_file.exists():
+            create_key(settings.signing_key_file, settings.log_origin)
+        with console.status("starting ingest, ledger, consumer and checkpointer…"):
+            start_services(settings)
+    except StackError as error:
+        raise fail(str(error)) from error
+    run_simulation(settings, containers=containers, days=30, seed=7, url=None)
+    token = registry().add_api_token(f"demo-auditor-{secrets.token_hex(3)}", ApiRole.AUDITOR)
+    token_file = settings.var_dir / "demo-auditor.token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    ingest = f"http://{settings.ingest_host}:{settings.ingest_port}"
+    ledger = f"http://{settings.ledger_host}:{settings.ledger_port}"
+    console.print(
+        f"""
+[bold green]Battery Custody is running.[/]
+  ingest API   {ingest}   (docs: {ingest}/docs)
+  ledger API   {ledger}   (docs: {ledger}/docs)
+  auditor token (also in {token_file}):
+    [bold]{token}[/]
+
+Try:
+  curl -H "Authorization: Bearer $(cat {token_file})" '{ledger}/v1/containers?limit=5'
+  curl -H "Authorization: Bearer $(cat {token_file})" '{ledger}/v1/anomalies'
+Stop everything with: make stop   (data stays under {settings.var_dir}/)""",
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

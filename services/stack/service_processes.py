@@ -10,7 +10,7 @@ import httpx
 from services.settings import Settings
 from services.stack.processes import StackError, read_pid, spawn, terminate, wait_until
 
-SERVICES = ("ingest", "ledger", "consumer")
+SERVICES = ("ingest", "ledger", "consumer", "checkpointer")
 
 
 def _paths(var_dir: Path, name: str) -> tuple[Path, Path]:

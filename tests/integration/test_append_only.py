@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
+from services.ledger.adapters.migrate import upgrade
+from services.ledger.domain.merkle import in_memory_source, root_hash
 from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.integration
@@ -75,3 +79,37 @@ def test_app_role_holds_only_insert_and_select_on_entries(stack: LiveStack) -> N
         )
     engine.dispose()
     assert privileges == {"INSERT", "SELECT"}
+
+
+def test_upgrading_a_ledger_with_entries_backfills_its_merkle_nodes(stack: LiveStack) -> None:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    server = create_engine(stack.postgres.url(database="postgres"), isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    server.dispose()
+    admin_url = stack.postgres.url(database=name)
+    upgrade(admin_url, "0001")
+    engine = create_engine(admin_url)
+    leaves = [bytes([n]) * 32 for n in range(1, 6)]
+    with engine.begin() as connection:
+        for seq, leaf in enumerate(leaves):
+            connection.execute(
+                text(
+                    ROW.replace("VALUES (0,", "VALUES (:seq,")
+                    .replace("decode(repeat('11', 32), 'hex')", ":leaf")
+                    .replace("'d1', 0, 0", "'d1', 0, :seq")
+                ),
+                {"seq": seq, "leaf": leaf},
+            )
+    upgrade(admin_url)
+    _, expected = in_memory_source(leaves)
+    with engine.connect() as connection:
+        stored = dict(
+            ((level, idx), bytes(digest))
+            for level, idx, digest in connection.execute(
+                text("SELECT level, idx, hash FROM ledger.merkle_nodes")
+            )
+        )
+    engine.dispose()
+    assert root_hash(5, lambda level, idx: stored[(level, idx)]) == root_hash(5, expected)
+    assert len(stored) == 2 * 5 - bin(5).count("1")
