@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     max_batch_events: Annotated[int, Field(ge=1, le=10_000)] = 500
     produce_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
     registry_cache_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    webhook_secret_grace_s: Annotated[float, Field(ge=0, le=30 * 86_400)] = Field(
+        default=86_400.0,
+        description="How long a plant's previous webhook secret stays valid after a rotation.",
+    )
 
     weight_tolerance_kg: Annotated[float, Field(ge=0)] = 1.0
     weight_tolerance_pct: Annotated[float, Field(ge=0, le=100)] = 2.0

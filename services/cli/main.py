@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
@@ -49,10 +49,12 @@ parties_app = typer.Typer(
 )
 devices_app = typer.Typer(help="Scanner devices and their tokens.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Auditor and admin API tokens.", no_args_is_help=True)
+plants_app = typer.Typer(help="Plants' signed webhooks (Standard Webhooks).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(parties_app, name="parties")
 app.add_typer(devices_app, name="devices")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(plants_app, name="plants")
 
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)
@@ -68,6 +70,7 @@ def configure_logging() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("kafka.coordinator").setLevel(logging.INFO)
 
 
 @stack_app.command("up")
@@ -314,6 +317,35 @@ def tokens_add(
         raise fail(str(error)) from error
     errors.print(f"{role} token {token_id} created (shown once):")
     print(token)
+
+
+@plants_app.command("rotate-secret")
+def plants_rotate_secret(
+    party: Annotated[str, typer.Option(help="The plant's party id.")],
+    grace_hours: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="How long the previous secret stays valid "
+            "(default: CUSTODY_WEBHOOK_SECRET_GRACE_S, 24 h).",
+        ),
+    ] = None,
+) -> None:
+    """Issue a new webhook secret for a plant; prints it once. The old one expires after grace."""
+    grace = (
+        timedelta(hours=grace_hours)
+        if grace_hours is not None
+        else timedelta(seconds=get_settings().webhook_secret_grace_s)
+    )
+    try:
+        secret = registry().rotate_plant_secret(party, grace)
+    except RegistryError as error:
+        raise fail(str(error)) from error
+    errors.print(
+        f"new webhook secret of {party} (shown once); any previous secret stays valid "
+        f"for {grace.total_seconds() / 3600:g} h:"
+    )
+    print(secret)
 
 
 @parties_app.command("list")

@@ -62,7 +62,8 @@ class BatchResponse(BaseModel):
     results: list[BatchResult]
 
 
-async def read_json(request: Request, limit: int) -> Any:
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it exceeds ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise Problem(
@@ -73,10 +74,40 @@ async def read_json(request: Request, limit: int) -> Any:
         body.extend(chunk)
         if len(body) > limit:
             raise Problem(413, "Payload too large", f"the body exceeds the limit of {limit} bytes")
+    return bytes(body)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    body = await read_body(request, limit)
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
         raise Problem(400, "Malformed JSON", f"the body is not valid JSON: {error}") from error
+
+
+def envelope_bytes(event: CustodyEvent, received_at: datetime, origin: Origin) -> bytes:
+    """The Kafka message value: the event, ingest's receive time and the authenticated origin."""
+    envelope = Envelope(event=event, received_at=received_at, origin=origin)
+    return orjson.dumps(envelope.model_dump(mode="json", exclude_none=True))
+
+
+async def produce(producer: EventProducer, messages: list[tuple[bytes, bytes]]) -> None:
+    """Send ``(key, value)`` messages; return once Kafka acked all, else raise Problem 503."""
+    try:
+        with PRODUCE_SECONDS.time():
+            await producer.send_all(messages)
+    except BrokerUnavailable as error:
+        EVENTS.labels("unavailable", "broker").inc(len(messages))
+        raise Problem(
+            503,
+            "Service unavailable",
+            f"Kafka did not acknowledge the event(s); nothing was accepted: {error}",
+            headers={"Retry-After": "5"},
+        ) from error
+
+
+def device_origin(poster: Device) -> Origin:
+    return Origin(kind=OriginKind.DEVICE, party_id=poster.party_id, device_id=poster.device_id)
 
 
 async def current_device(request: Request) -> Device:
@@ -125,29 +156,6 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
             raise Problem(403, "Forbidden", str(error)) from error
         return event
 
-    def envelope_bytes(poster: Device, event: CustodyEvent, received_at: datetime) -> bytes:
-        envelope = Envelope(
-            event=event,
-            received_at=received_at,
-            origin=Origin(
-                kind=OriginKind.DEVICE, party_id=poster.party_id, device_id=poster.device_id
-            ),
-        )
-        return orjson.dumps(envelope.model_dump(mode="json", exclude_none=True))
-
-    async def produce(messages: list[tuple[bytes, bytes]]) -> None:
-        try:
-            with PRODUCE_SECONDS.time():
-                await context.producer.send_all(messages)
-        except BrokerUnavailable as error:
-            EVENTS.labels("unavailable", "broker").inc(len(messages))
-            raise Problem(
-                503,
-                "Service unavailable",
-                f"Kafka did not acknowledge the event(s); nothing was accepted: {error}",
-                headers={"Retry-After": "5"},
-            ) from error
-
     @app.post(
         "/v1/events",
         status_code=202,
@@ -164,7 +172,9 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
             raise
         received_at = datetime.now(UTC)
         key = event.container_id.encode()
-        await produce([(key, envelope_bytes(poster, event, received_at))])
+        await produce(
+            context.producer, [(key, envelope_bytes(event, received_at, device_origin(poster)))]
+        )
         EVENTS.labels("accepted", "").inc()
         return JSONResponse({"event_id": str(event.event_id), "status": "accepted"}, 202)
 
@@ -192,6 +202,7 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
                 f"the batch has {len(items)} events; the limit is {context.max_batch_events}",
             )
         received_at = datetime.now(UTC)
+        origin = device_origin(poster)
         results: list[dict[str, Any]] = []
         messages: list[tuple[bytes, bytes]] = []
         for index, item in enumerate(items):
@@ -211,11 +222,11 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
                 )
                 continue
             messages.append(
-                (event.container_id.encode(), envelope_bytes(poster, event, received_at))
+                (event.container_id.encode(), envelope_bytes(event, received_at, origin))
             )
             results.append({"index": index, "event_id": str(event.event_id), "status": "accepted"})
         if messages:
-            await produce(messages)
+            await produce(context.producer, messages)
             EVENTS.labels("accepted", "").inc(len(messages))
         return JSONResponse(
             {
@@ -225,4 +236,8 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
             }
         )
 
+    # Imported here: the webhook router builds on this module's body reading and produce path.
+    from services.ingest.webhooks import router as webhooks_router
+
+    app.include_router(webhooks_router)
     return app

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 import threading
 import time
+from datetime import timedelta
 from uuid import UUID
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 
 from services.ledger.adapters import tables
@@ -25,6 +28,14 @@ from services.registry.principals import (
 
 class RegistryError(ValueError):
     """A registry change that cannot be made; the message says why."""
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
+    return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class RegistryStore:
@@ -136,3 +147,63 @@ class RegistryStore:
                 select(entries.c.origin_party).where(entries.c.event_id == event_id)
             ).scalar_one_or_none()
         return poster
+
+    def rotate_plant_secret(self, party_id: str, grace: timedelta) -> str:
+        """Issue a new webhook secret for a plant; returns it (shown to the operator once).
+
+        Every secret still valid keeps verifying for ``grace`` more at most (one that expires
+        sooner keeps its earlier expiry), so the plant can switch without losing a receipt.
+        """
+        if grace < timedelta(0):
+            raise RegistryError("the grace period cannot be negative")
+        secret = new_webhook_secret()
+        with self._engine.begin() as connection:
+            # Serialise rotations of one plant (custody_app may not lock registry rows).
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"registry.plant_secrets:{party_id}"},
+            )
+            role = connection.execute(
+                select(tables.parties.c.role).where(tables.parties.c.party_id == party_id)
+            ).scalar_one_or_none()
+            if role is None:
+                raise RegistryError(
+                    f"unknown party {party_id!r}: add it with `custody parties add`"
+                )
+            if role != PartyRole.PLANT.value:
+                raise RegistryError(f"{party_id} is a {role}; only plants have webhook secrets")
+            connection.execute(
+                text(
+                    "UPDATE registry.plant_secrets SET expires_at = now() + :grace "
+                    "WHERE party_id = :party_id "
+                    "AND (expires_at IS NULL OR expires_at > now() + :grace)"
+                ),
+                {"party_id": party_id, "grace": grace},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO registry.plant_secrets (party_id, secret) "
+                    "VALUES (:party_id, :secret)"
+                ),
+                {"party_id": party_id, "secret": secret},
+            )
+        return secret
+
+    def plant_secrets(self, party_id: str) -> list[str]:
+        """The webhook secrets of a plant that verify now, newest first; [] for non-plants.
+
+        Read on every webhook, not cached: a rotation or an expiry takes effect at once, and
+        plants post one receipt per container, far fewer requests than scanners.
+        """
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT s.secret FROM registry.plant_secrets s "
+                    "JOIN registry.parties p ON p.party_id = s.party_id "
+                    "WHERE s.party_id = :party_id AND p.role = 'plant' "
+                    "AND (s.expires_at IS NULL OR s.expires_at > now()) "
+                    "ORDER BY s.created_at DESC, s.secret_id DESC"
+                ),
+                {"party_id": party_id},
+            ).scalars()
+            return [str(secret) for secret in rows]

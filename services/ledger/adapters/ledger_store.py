@@ -6,6 +6,7 @@ with gapless seq and chained hashes → refresh the read model → store offsets
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,13 +17,38 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 
 from services.ledger.adapters import tables
+from services.ledger.adapters.bulk_copy import copy_rows, jsonb
 from services.ledger.adapters.merkle_store import append_leaves
-from services.ledger.adapters.read_model import DUPLICATE_CONFLICT, refresh_containers
+from services.ledger.adapters.read_model import (
+    DUPLICATE_CONFLICT,
+    load_conflicts,
+    load_entries,
+    upsert_trails,
+)
+from services.ledger.adapters.trail_cache import TrailCache, recorded
 from services.ledger.consumer.decode import DecodedMessage, IncomingMessage, InvalidMessage
 from services.ledger.domain.append import AppendPlan, PendingEvent, plan_append
-from services.ledger.domain.custody import CustodyRules
+from services.ledger.domain.custody import CustodyRules, reconstruct
+from services.ledger.domain.entries import RecordedEntry
 
 TopicPartition = tuple[str, int]
+ENTRY_COLUMNS = (
+    "seq",
+    "event_id",
+    "container_id",
+    "event_type",
+    "body",
+    "occurred_at",
+    "received_at",
+    "recorded_at",
+    "origin_kind",
+    "origin_party",
+    "origin_device",
+    "kafka_partition",
+    "kafka_offset",
+    "prev_hash",
+    "entry_hash",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +91,18 @@ class AppendResult:
 
 
 class LedgerStore:
-    def __init__(self, engine: Engine, *, group: str, rules: CustodyRules) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        group: str,
+        rules: CustodyRules,
+        cache_containers: int = 20_000,
+    ) -> None:
         self._engine = engine
         self._group = group
         self._rules = rules
+        self._trail_cache = TrailCache(cache_containers)
 
     def stored_offsets(self, topic: str) -> dict[int, int]:
         offsets = tables.consumer_offsets
@@ -118,11 +152,30 @@ class LedgerStore:
                     connection, plan.entries[0].seq, [entry.entry_hash for entry in plan.entries]
                 )
             self._insert_rejections(connection, rejections)
-            touched = {entry.pending.envelope.event.container_id for entry in plan.entries}
-            touched |= {c.pending.envelope.event.container_id for c in plan.conflicts}
-            refresh_containers(connection, touched, now=recorded_at, rules=self._rules)
+            refreshed = self._refresh_read_model(connection, plan, recorded_at)
             self._store_offsets(connection, next_offsets)
+        self._trail_cache.remember(refreshed)
         return AppendResult(len(plan.entries), plan.replays, tuple(rejections), already_done)
+
+    def _refresh_read_model(
+        self, connection: Connection, plan: AppendPlan, now: datetime
+    ) -> dict[str, list[RecordedEntry]]:
+        """Reconstruct every touched container; cached entries spare re-reading most of them."""
+        appended: dict[str, list[RecordedEntry]] = defaultdict(list)
+        for entry in plan.entries:
+            appended[entry.pending.envelope.event.container_id].append(recorded(entry))
+        entries, stale = self._trail_cache.extend(appended)
+        stale |= {c.pending.envelope.event.container_id for c in plan.conflicts} - entries.keys()
+        entries.update(load_entries(connection, stale))
+        conflicts = load_conflicts(connection, entries.keys())
+        upsert_trails(
+            connection,
+            (
+                reconstruct(items, now=now, rules=self._rules, conflicts=conflicts.get(cid, ()))
+                for cid, items in entries.items()
+            ),
+        )
+        return entries
 
     def _done_offsets(
         self, connection: Connection, next_offsets: Mapping[TopicPartition, int]
@@ -186,25 +239,25 @@ class LedgerStore:
             envelope = entry.pending.envelope
             event = envelope.event
             rows.append(
-                {
-                    "seq": entry.seq,
-                    "event_id": event.event_id,
-                    "container_id": event.container_id,
-                    "event_type": event.type,
-                    "body": entry.pending.body,
-                    "occurred_at": event.occurred_at,
-                    "received_at": envelope.received_at,
-                    "recorded_at": entry.recorded_at,
-                    "origin_kind": envelope.origin.kind.value,
-                    "origin_party": envelope.origin.party_id,
-                    "origin_device": envelope.origin.device_id,
-                    "kafka_partition": entry.pending.kafka_partition,
-                    "kafka_offset": entry.pending.kafka_offset,
-                    "prev_hash": entry.prev_hash,
-                    "entry_hash": entry.entry_hash,
-                }
+                (
+                    entry.seq,
+                    event.event_id,
+                    event.container_id,
+                    event.type,
+                    jsonb(entry.pending.body),
+                    event.occurred_at,
+                    envelope.received_at,
+                    entry.recorded_at,
+                    envelope.origin.kind.value,
+                    envelope.origin.party_id,
+                    envelope.origin.device_id,
+                    entry.pending.kafka_partition,
+                    entry.pending.kafka_offset,
+                    entry.prev_hash,
+                    entry.entry_hash,
+                )
             )
-        connection.execute(tables.entries.insert(), rows)
+        copy_rows(connection, "ledger.entries", ENTRY_COLUMNS, rows)
 
     @staticmethod
     def _insert_rejections(connection: Connection, rejections: Sequence[Rejection]) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Sequence
 from sqlalchemy import Connection, select, tuple_
 
 from services.ledger.adapters import tables
+from services.ledger.adapters.bulk_copy import copy_rows
 from services.ledger.domain.merkle import Frontier, NodeKey, NodeSource, nodes_needed
 
 
@@ -37,13 +38,9 @@ def prefetched_source(connection: Connection, keys: Collection[NodeKey]) -> Node
 def append_leaves(connection: Connection, size: int, leaves: Sequence[bytes]) -> bytes:
     """Extend the stored tree of ``size`` leaves by ``leaves``; returns the new root."""
     frontier = Frontier.load(size, prefetched_source(connection, Frontier.keys_for(size)))
-    created = [
-        {"level": level, "idx": index, "hash": digest}
-        for leaf in leaves
-        for level, index, digest in frontier.append(leaf)
-    ]
+    created = [node for leaf in leaves for node in frontier.append(leaf)]
     if created:
-        connection.execute(tables.merkle_nodes.insert(), created)
+        copy_rows(connection, "ledger.merkle_nodes", ("level", "idx", "hash"), created)
     return frontier.root()
 
 

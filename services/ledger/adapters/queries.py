@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, Engine, and_, false, or_, select
 from services.ledger.adapters import tables
 from services.ledger.adapters.entry_rows import recorded_entry
 from services.ledger.adapters.read_model import load_conflicts, load_entries
+from services.ledger.adapters.read_model import trails as reconstruct_trails
 from services.ledger.domain.custody import (
     AnomalyCode,
     ContainerState,
@@ -79,6 +80,12 @@ class LedgerQueries:
         if not entries:
             return None
         return reconstruct(entries, now=as_of or now, rules=self.rules, conflicts=conflicts)
+
+    def trails(self, container_ids: list[str], *, now: datetime) -> list[CustodyTrail]:
+        """The trails of several containers, in the order given; unknown ones left out."""
+        with self._engine.connect() as connection:
+            found = reconstruct_trails(connection, container_ids, now=now, rules=self.rules)
+        return [found[container_id] for container_id in container_ids if container_id in found]
 
     def search(
         self, flt: ContainerFilter, *, now: datetime, after: str | None, limit: int

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from services.ledger.adapters import tables
@@ -71,10 +71,13 @@ def refresh_containers(
     connection: Connection, container_ids: Collection[str], *, now: datetime, rules: CustodyRules
 ) -> None:
     """Recompute the read-model rows of ``container_ids`` from their entries."""
-    if not container_ids:
-        return
+    if container_ids:
+        upsert_trails(connection, trails(connection, container_ids, now=now, rules=rules).values())
+
+
+def upsert_trails(connection: Connection, trails: Iterable[CustodyTrail]) -> None:
     rows = []
-    for container_id, trail in trails(connection, container_ids, now=now, rules=rules).items():
+    for trail in trails:
         if trail.state is None or trail.head_seq is None or trail.last_occurred_at is None:
             continue
         stored_codes = sorted(
@@ -83,7 +86,7 @@ def refresh_containers(
         )
         rows.append(
             {
-                "container_id": container_id,
+                "container_id": trail.container_id,
                 "state": trail.state.value,
                 "custodian": trail.custodian,
                 "location_id": trail.location_id,
@@ -93,7 +96,6 @@ def refresh_containers(
                 "entry_count": len(trail.events),
                 "head_seq": trail.head_seq,
                 "anomalies": stored_codes,
-                "updated_at": now,
             }
         )
     if not rows:
@@ -103,7 +105,8 @@ def refresh_containers(
         statement.on_conflict_do_update(
             index_elements=[tables.containers.c.container_id],
             set_={
-                column: statement.excluded[column] for column in rows[0] if column != "container_id"
+                **{column: statement.excluded[column] for column in rows[0]},
+                "updated_at": func.now(),
             },
         ),
         rows,

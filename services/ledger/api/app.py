@@ -11,7 +11,7 @@ from uuid import UUID
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from services.contract.events import ContainerId
 from services.ledger.adapters.merkle_log import StoredCheckpoint
@@ -19,7 +19,10 @@ from services.ledger.adapters.proof_queries import ProofQueries, ProofUnavailabl
 from services.ledger.adapters.queries import ContainerFilter, LedgerQueries
 from services.ledger.api.presenters import anomaly_json, entry_json, trail_json
 from services.ledger.domain.checkpoint import CheckpointError, VerifierKey
-from services.ledger.domain.custody import AnomalyCode, ContainerState
+from services.ledger.domain.csv_export import TRAIL_COLUMNS, search_rows, trail_rows, write_csv
+from services.ledger.domain.custody import AnomalyCode, ContainerState, CustodyTrail
+from services.ledger.domain.epcis import MEDIA_TYPE as EPCIS_MEDIA_TYPE
+from services.ledger.domain.epcis import epcis_document
 from services.ledger.domain.hashing import format_instant
 from services.registry.principals import ApiUser
 from services.registry.store import RegistryStore
@@ -28,6 +31,11 @@ from services.web.ops import ReadinessCheck, install_ops_routes
 from services.web.problems import Problem, install_problem_handlers
 
 PageSize = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+ExportSize = Annotated[int, Query(ge=1, le=500, description="Containers per export page.")]
+AsOf = Annotated[
+    datetime | None, Query(description="Only entries recorded at or before this time.")
+]
+CSV_MEDIA_TYPE = "text/csv"
 
 
 def encode_cursor(container_id: str) -> str:
@@ -52,6 +60,22 @@ async def current_auditor(request: Request) -> ApiUser:
 Auditor = Annotated[ApiUser, Depends(current_auditor)]
 
 
+def container_filter(
+    state: ContainerState | None = None,
+    custodian: Annotated[str | None, Query(max_length=64)] = None,
+    location: Annotated[str | None, Query(max_length=128)] = None,
+    anomaly: AnomalyCode | None = None,
+) -> ContainerFilter:
+    return ContainerFilter(state, custodian, location, anomaly)
+
+
+Filters = Annotated[ContainerFilter, Depends(container_filter)]
+
+
+def attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
+
+
 def create_app(
     registry: RegistryStore,
     queries: LedgerQueries,
@@ -69,14 +93,7 @@ def create_app(
 
     app.state.registry = registry
 
-    @app.get("/v1/containers/{container_id}/custody", tags=["custody"])
-    async def custody(
-        _: Auditor,
-        container_id: Annotated[ContainerId, Path()],
-        as_of: Annotated[
-            datetime | None, Query(description="Only entries recorded at or before this time.")
-        ] = None,
-    ) -> dict[str, Any]:
+    async def recorded_trail(container_id: str, as_of: datetime | None) -> CustodyTrail:
         if as_of is not None and as_of.tzinfo is None:
             raise Problem(422, "Invalid query", "as_of: needs a UTC offset")
         trail = await run_in_threadpool(
@@ -84,21 +101,83 @@ def create_app(
         )
         if trail is None:
             raise Problem(404, "Not found", f"no recorded events for container {container_id!r}")
-        return trail_json(trail)
+        return trail
+
+    @app.get("/v1/containers/{container_id}/custody", tags=["custody"])
+    async def custody(
+        _: Auditor, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
+    ) -> dict[str, Any]:
+        return trail_json(await recorded_trail(container_id, as_of))
+
+    @app.get(
+        "/v1/containers/{container_id}/custody.epcis.json",
+        tags=["exports"],
+        response_class=JSONResponse,
+        responses={200: {"content": {EPCIS_MEDIA_TYPE: {}}, "description": "EPCISDocument"}},
+    )
+    async def custody_epcis(
+        _: Auditor, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
+    ) -> JSONResponse:
+        trail = await recorded_trail(container_id, as_of)
+        roles = await run_in_threadpool(registry.party_roles)
+        document = epcis_document(trail, created=datetime.now(UTC), party_roles=roles)
+        return JSONResponse(
+            document,
+            media_type=EPCIS_MEDIA_TYPE,
+            headers=attachment(f"{container_id}.epcis.jsonld"),
+        )
+
+    @app.get(
+        "/v1/containers/{container_id}/custody.csv",
+        tags=["exports"],
+        response_class=Response,
+        responses={200: {"content": {CSV_MEDIA_TYPE: {}}, "description": "One row per event"}},
+    )
+    async def custody_csv(
+        _: Auditor, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
+    ) -> Response:
+        trail = await recorded_trail(container_id, as_of)
+        text = write_csv(trail_rows(trail), TRAIL_COLUMNS)
+        return Response(
+            text, media_type=CSV_MEDIA_TYPE, headers=attachment(f"{container_id}.custody.csv")
+        )
+
+    @app.get(
+        "/v1/containers.csv",
+        tags=["exports"],
+        response_class=Response,
+        responses={200: {"content": {CSV_MEDIA_TYPE: {}}, "description": "One row per event"}},
+    )
+    async def containers_csv(
+        _: Auditor,
+        request: Request,
+        flt: Filters,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+        limit: ExportSize = 500,
+    ) -> Response:
+        now = datetime.now(UTC)
+        rows = await run_in_threadpool(
+            queries.search, flt, now=now, after=decode_cursor(cursor), limit=limit
+        )
+        ids = [row["container_id"] for row in rows]
+        trails = await run_in_threadpool(queries.trails, ids, now=now)
+        text = await run_in_threadpool(write_csv, search_rows(trails), TRAIL_COLUMNS)
+        headers = attachment("containers.csv")
+        if len(rows) == limit:
+            following = request.url.include_query_params(cursor=encode_cursor(ids[-1]))
+            headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+        return Response(text, media_type=CSV_MEDIA_TYPE, headers=headers)
 
     @app.get("/v1/containers", tags=["custody"])
     async def containers(
         _: Auditor,
-        state: ContainerState | None = None,
-        custodian: Annotated[str | None, Query(max_length=64)] = None,
-        location: Annotated[str | None, Query(max_length=128)] = None,
-        anomaly: AnomalyCode | None = None,
+        flt: Filters,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
         limit: PageSize = 50,
     ) -> dict[str, Any]:
         rows = await run_in_threadpool(
             queries.search,
-            ContainerFilter(state, custodian, location, anomaly),
+            flt,
             now=datetime.now(UTC),
             after=decode_cursor(cursor),
             limit=limit,

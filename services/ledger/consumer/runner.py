@@ -65,8 +65,10 @@ class LedgerConsumer:
         group: str,
         batch_max: int,
         poll_ms: int,
+        rejoin_after_s: float = 30.0,
     ) -> None:
         self._store = store
+        self._rejoin_after_s = rejoin_after_s
         self._topic = topic
         self._dlq_topic = dlq_topic
         self._poll_ms = poll_ms
@@ -84,18 +86,46 @@ class LedgerConsumer:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
         )
-        self._consumer.subscribe(
-            [topic], listener=_SeekToStoredOffsets(self._consumer, store, topic)
-        )
+        # Joining the group before the topic's metadata is known can leave this member with
+        # an empty assignment that kafka-python never revisits; wait for the partitions first.
+        self._await_partitions(topic, timeout_s=60)
+        self._subscribe()
         self._dlq = KafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
         )
 
+    def _subscribe(self) -> None:
+        self._consumer.subscribe(
+            [self._topic], listener=_SeekToStoredOffsets(self._consumer, self._store, self._topic)
+        )
+
+    def _await_partitions(self, topic: str, *, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self._consumer.partitions_for_topic(topic):
+            if time.monotonic() > deadline:
+                self._consumer.close()
+                raise RuntimeError(f"Kafka topic {topic!r} has no partitions (does it exist?)")
+            time.sleep(0.2)
+
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is always finished first."""
+        unassigned_since: float | None = None
         try:
             while not stop.is_set():
                 self.run_once()
+                if self._consumer.assignment():
+                    unassigned_since = None
+                elif unassigned_since is None:
+                    unassigned_since = time.monotonic()
+                elif time.monotonic() - unassigned_since > self._rejoin_after_s:
+                    # Seen right after a group's coordinator moved or was still loading: the
+                    # member sat in a finished rebalance with no partitions. Join afresh.
+                    log.warning(
+                        "no partitions assigned for %.0f s; re-subscribing", self._rejoin_after_s
+                    )
+                    self._consumer.unsubscribe()
+                    self._subscribe()
+                    unassigned_since = None
         finally:
             self.close()
 

@@ -9,7 +9,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
+from services.ledger.domain.canonical import canonical_json
 
 ZERO_HASH = bytes(32)
 LEAF_PREFIX = b"\x00"
@@ -43,11 +43,6 @@ def entry_document(
         "kafka": {"partition": kafka_partition, "offset": kafka_offset},
         "prev_hash": prev_hash.hex(),
     }
-
-
-def canonical_json(document: dict[str, Any]) -> bytes:
-    encoded: bytes = rfc8785.dumps(document)
-    return encoded
 
 
 def entry_hash(document: dict[str, Any]) -> bytes:
