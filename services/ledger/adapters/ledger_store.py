@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import distinct_on, insert
 from services.ledger.adapters import tables
 from services.ledger.adapters.bulk_copy import copy_rows, jsonb
 from services.ledger.adapters.merkle_store import append_leaves
+from services.ledger.adapters.outbox import enqueue_notifications
 from services.ledger.adapters.read_model import (
     DUPLICATE_CONFLICT,
     load_conflicts,
@@ -67,10 +68,15 @@ class Rejection:
         return cls(
             message,
             error.code,
-            error.reason,
+            _storable(error.reason),
             event_id=_uuid_text(event_id),
-            container_id=container_id if isinstance(container_id, str) else None,
+            container_id=_storable(container_id) if isinstance(container_id, str) else None,
         )
+
+
+def _storable(text: str) -> str:
+    """``text`` as PostgreSQL can store it: U+0000 (possible in any invalid input) replaced."""
+    return text.replace("\x00", "\N{REPLACEMENT CHARACTER}")
 
 
 def _uuid_text(value: object) -> str | None:
@@ -153,6 +159,7 @@ class LedgerStore:
                 )
             self._insert_rejections(connection, rejections)
             refreshed = self._refresh_read_model(connection, plan, recorded_at)
+            enqueue_notifications(connection, plan.entries, refreshed)
             self._store_offsets(connection, next_offsets)
         self._trail_cache.remember(refreshed)
         return AppendResult(len(plan.entries), plan.replays, tuple(rejections), already_done)

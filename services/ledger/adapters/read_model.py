@@ -1,4 +1,9 @@
-"""The ``containers`` read model: derived from entries by the pure reconstruction."""
+"""The ``containers`` read model: derived from entries by the pure reconstruction.
+
+Each row also carries the container's report facts (``report_facts`` and the indexed
+``shipment_id``, ``pickup_at``, ``intake_at``, ``receipt_at``), which the mass balance and the
+shipment log read instead of reconstructing trails (docs/reports.md).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, null, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from services.ledger.adapters import tables
@@ -18,6 +23,7 @@ from services.ledger.domain.custody import (
     reconstruct,
 )
 from services.ledger.domain.entries import DuplicateConflict, RecordedEntry
+from services.ledger.domain.report_facts import ContainerFacts, container_facts, facts_document
 
 DUPLICATE_CONFLICT = "duplicate_conflict"
 
@@ -75,10 +81,30 @@ def refresh_containers(
         upsert_trails(connection, trails(connection, container_ids, now=now, rules=rules).values())
 
 
+def report_facts_columns(facts: ContainerFacts) -> dict[str, object]:
+    return {
+        "report_facts": facts_document(facts),
+        "shipment_id": facts.shipment_id,
+        "pickup_at": facts.pickup.at if facts.pickup is not None else None,
+        "intake_at": facts.intake.at if facts.intake is not None else None,
+        "receipt_at": facts.receipt.at if facts.receipt is not None else None,
+    }
+
+
+_NO_REPORT_FACTS: dict[str, object] = {
+    "report_facts": null(),  # SQL NULL, not the JSON null a None would be
+    **dict.fromkeys(("shipment_id", "pickup_at", "intake_at", "receipt_at")),
+}
+
+
 def upsert_trails(connection: Connection, trails: Iterable[CustodyTrail]) -> None:
     rows = []
+    stateless = []
     for trail in trails:
         if trail.state is None or trail.head_seq is None or trail.last_occurred_at is None:
+            # No effective event gave it a state (say all were corrected): a row written
+            # earlier keeps its other columns, but it has no report facts any more.
+            stateless.append(trail.container_id)
             continue
         stored_codes = sorted(
             {anomaly.code.value for anomaly in trail.anomalies}
@@ -96,7 +122,15 @@ def upsert_trails(connection: Connection, trails: Iterable[CustodyTrail]) -> Non
                 "entry_count": len(trail.events),
                 "head_seq": trail.head_seq,
                 "anomalies": stored_codes,
+                **report_facts_columns(container_facts(trail)),
             }
+        )
+    if stateless:
+        containers = tables.containers
+        connection.execute(
+            update(containers)
+            .where(containers.c.container_id.in_(stateless))
+            .values(_NO_REPORT_FACTS)
         )
     if not rows:
         return

@@ -113,6 +113,11 @@ containers = Table(
     Column("head_seq", BigInteger, nullable=False),
     Column("anomalies", ARRAY(Text), nullable=False),
     Column("updated_at", DateTime(timezone=True)),
+    Column("report_facts", JSONB),
+    Column("shipment_id", Text),
+    Column("pickup_at", DateTime(timezone=True)),
+    Column("intake_at", DateTime(timezone=True)),
+    Column("receipt_at", DateTime(timezone=True)),
     schema="ledger",
 )
 

@@ -1,0 +1,68 @@
+"""``GET /v1/webhook-deliveries``: every attempt to notify a plant (auditor or admin tokens)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import Engine
+
+from services.contract.events import PartyId
+from services.ledger.adapters.outbox import NotificationStatus, list_deliveries
+from services.ledger.adapters.queries import LedgerQueries
+from services.ledger.api.dependencies import current_auditor
+from services.web.openapi import problem_responses
+from services.web.problems import Problem
+
+_CURSOR_PREFIX = "d:"
+
+
+def encode_cursor(delivery_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{delivery_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if text.startswith(_CURSOR_PREFIX):
+            return int(text.removeprefix(_CURSOR_PREFIX))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise Problem(400, "Bad cursor", "the cursor is not one this API issued")
+
+
+def router(queries: LedgerQueries) -> APIRouter:
+    """The router reads through the ledger queries' engine (create_app has no other handle)."""
+    engine: Engine = queries.engine
+    routes = APIRouter(tags=["notifications"], dependencies=[Depends(current_auditor)])
+
+    @routes.get(
+        "/v1/webhook-deliveries",
+        summary="Attempts to deliver plant notifications, oldest first",
+        responses=problem_responses(400, 422),
+    )
+    async def webhook_deliveries(
+        party_id: Annotated[PartyId | None, Query(description="Only this plant's.")] = None,
+        status: Annotated[
+            NotificationStatus | None, Query(description="Only notifications now in this state.")
+        ] = None,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        items = await run_in_threadpool(
+            list_deliveries,
+            engine,
+            party_id=party_id,
+            status=status,
+            after_id=decode_cursor(cursor),
+            limit=limit,
+        )
+        next_cursor = encode_cursor(items[-1]["id"]) if len(items) == limit else None
+        return {"items": items, "next_cursor": next_cursor}
+
+    return routes
