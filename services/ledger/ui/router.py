@@ -1,0 +1,527 @@
+"""The auditor web UI at ``/ui/``: server-rendered pages over the ledger's read side.
+
+No JavaScript and nothing from another origin (fonts, styles and charts are all local; charts
+are inline SVG), so it works offline and with scripts disabled.
+
+Signing in posts an auditor or admin token once; it is kept in an HttpOnly, SameSite=Strict
+cookie scoped to ``/ui`` and checked against the registry on every page, exactly like the
+API's bearer tokens. Downloads (CSV, EPCIS, bundle, certificate) and the mass-balance report
+are the API's own responses, fetched in-process with the session's token, so the UI never
+re-implements what the API answers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+
+import httpx
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.exceptions import HTTPException
+
+from services.contract.events import ContainerId, Intake, Pickup
+from services.ledger.adapters.dashboard_queries import DashboardQueries
+from services.ledger.adapters.proof_queries import ProofQueries, ProofUnavailable
+from services.ledger.adapters.queries import ContainerFilter, LedgerQueries
+from services.ledger.api.dependencies import PRINTABLE
+from services.ledger.domain.bundle import BundleError, verify_bundle
+from services.ledger.domain.checkpoint import CheckpointError, VerifierKey
+from services.ledger.domain.custody import AnomalyCode, ContainerState, CustodyTrail
+from services.ledger.ui import views
+from services.ledger.ui.timeline import build_timeline
+from services.registry.principals import ApiRole, ApiUser
+from services.registry.store import RegistryStore
+
+COOKIE = "custody_ui_token"
+COOKIE_PATH = "/ui"
+PAGE_SIZE = 50
+ANOMALY_PAGE = 25
+MASS_BALANCE_PATH = "/v1/reports/mass-balance"
+MASS_BALANCE_GROUPS = ("site", "plant", "chemistry")
+_HERE = Path(__file__).resolve().parent
+_STATIC = {"ui.css": ("text/css", _HERE / "static" / "ui.css")}
+_MAX_FORM_BYTES = 4096
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{8,200}")
+_PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+_DOWNLOADS = {
+    "csv": "/v1/containers/{container_id}/custody.csv",
+    "epcis": "/v1/containers/{container_id}/custody.epcis.json",
+    "bundle": "/v1/containers/{container_id}/bundle",
+}
+
+
+class _UIRoute(APIRoute):
+    """Every UI response carries the security headers; pages are never cached."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def with_headers(request: Request) -> Response:
+            response = await handler(request)
+            for name, value in _SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+            response.headers.setdefault("Cache-Control", "no-store")
+            return response
+
+        return with_headers
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(_HERE / "templates"),
+        autoescape=select_autoescape(["html", "svg"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(instant=views.instant, number=views.number)
+    env.globals.update(query=views.query_string, summary=views.event_summary, age=views.age)
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    user: ApiUser
+    token: str
+
+
+def _cookie_header(value: str, *, secure: bool, clear: bool = False) -> str:
+    parts = [f"{COOKIE}={value}", f"Path={COOKIE_PATH}", "HttpOnly", "SameSite=Strict"]
+    if clear:
+        parts.append("Max-Age=0")
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def _signin_redirect(request: Request, *, clear: bool) -> HTTPException:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    headers = {"Location": "/ui/signin" + views.query_string(next=views.safe_next(target))}
+    if clear:
+        headers["Set-Cookie"] = _cookie_header("", secure=request.url.scheme == "https", clear=True)
+    return HTTPException(303, "sign in first", headers=headers)
+
+
+def _api_user(registry: RegistryStore, token: str) -> ApiUser | None:
+    if not _TOKEN.fullmatch(token):
+        return None
+    principal = registry.principal(token)
+    if isinstance(principal, ApiUser) and principal.role in (ApiRole.AUDITOR, ApiRole.ADMIN):
+        return principal
+    return None
+
+
+async def _api_get(
+    request: Request, token: str, path: str, params: dict[str, str] | None = None
+) -> httpx.Response:
+    """The API's own answer to GET ``path``, in-process, as the signed-in auditor."""
+    transport = httpx.ASGITransport(app=request.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ledger.ui") as client:
+        return await client.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
+
+
+def _api_get_paths(request: Request) -> list[str]:
+    """The GET paths the API documents (its OpenAPI description, built once and cached).
+
+    Reports and certificates come from routers other engineers own; the UI links to them only
+    when the running API actually serves them.
+    """
+    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
+    return [path for path, operations in paths.items() if "get" in operations]
+
+
+def shipment_of(trail: CustodyTrail) -> str | None:
+    """The shipment a container travelled in: that of its first effective pickup."""
+    for item in trail.events:
+        if item.effective and isinstance(item.entry.event, Pickup):
+            return item.entry.event.shipment_id
+    return None
+
+
+def certificate_path(
+    request: Request, trail: CustodyTrail, *, signed_size: int | None
+) -> str | None:
+    """The API path of the certificate covering this container, if one exists.
+
+    Certificates are issued per shipment (or per container); any GET route of the API whose
+    path mentions ``certificate`` and whose parameters this container can fill qualifies.
+    A certificate shows the ledger as of the latest checkpoint (``signed_size`` entries) and
+    certifies the containers taken in by then, so the container's intake must be covered.
+    Decided from the trail alone: rendering a certificate to find out would cost seconds.
+    """
+    intake = next(
+        (
+            item.entry.seq
+            for item in trail.events
+            if item.effective and isinstance(item.entry.event, Intake)
+        ),
+        None,
+    )
+    if intake is None or signed_size is None or intake >= signed_size:
+        return None
+    values = {"container_id": trail.container_id, "shipment_id": shipment_of(trail)}
+    for path in _api_get_paths(request):
+        names = set(_PATH_PARAM.findall(path))
+        if "certificate" in path and names and all(values.get(name) for name in names):
+            return _PATH_PARAM.sub(lambda found: quote(str(values[found[1]]), safe=""), path)
+    return None
+
+
+async def signed_in(request: Request) -> Session:
+    """The session's auditor, checked with the registry; else off to the sign-in page."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise _signin_redirect(request, clear=False)
+    registry: RegistryStore = request.app.state.registry
+    user = await run_in_threadpool(_api_user, registry, token)
+    if user is None:
+        raise _signin_redirect(request, clear=True)
+    return Session(user, token)
+
+
+Auditor = Annotated[Session, Depends(signed_in)]
+
+
+def ui_router(
+    registry: RegistryStore,
+    queries: LedgerQueries,
+    proofs: ProofQueries,
+    verifier_key: Callable[[], VerifierKey],
+) -> APIRouter:
+    """The ``/ui`` pages; include it in the ledger API's app."""
+    dashboard = DashboardQueries.sharing(queries)
+    env = _environment()
+    router = APIRouter(prefix="/ui", include_in_schema=False, route_class=_UIRoute)
+
+    def page(
+        name: str, request: Request, session: Session | None, status: int = 200, **context: Any
+    ) -> HTMLResponse:
+        html = env.get_template(name).render(
+            request_path=request.url.path,
+            user=session.user if session else None,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    # --- static, sign-in, sign-out -------------------------------------------------------------
+
+    @router.get("/static/{name}")
+    async def static(name: str) -> Response:
+        found = _STATIC.get(name)
+        if found is None:
+            raise HTTPException(404, f"no static file {name!r}")
+        media_type, path = found
+        response = FileResponse(path, media_type=media_type)
+        response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
+    @router.get("/signin")
+    async def signin_form(
+        request: Request,
+        next_page: Annotated[str | None, Query(alias="next", max_length=2000)] = None,
+    ) -> HTMLResponse:
+        return page("signin.html", request, None, next=views.safe_next(next_page), error=None)
+
+    @router.post("/signin")
+    async def signin(request: Request) -> Response:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _MAX_FORM_BYTES:
+                raise HTTPException(413, "the sign-in form is larger than it can be")
+        form = parse_qs(body.decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0].strip()
+        target = views.safe_next((form.get("next") or ["/ui/"])[0])
+        user = await run_in_threadpool(_api_user, registry, token) if token else None
+        if user is None:
+            return page(
+                "signin.html",
+                request,
+                None,
+                status=401,
+                next=target,
+                error="That is not a valid auditor or admin token (unknown, revoked or a "
+                "device token).",
+            )
+        response = RedirectResponse(target, status_code=303)
+        response.headers["Set-Cookie"] = _cookie_header(token, secure=request.url.scheme == "https")
+        return response
+
+    @router.post("/signout")
+    async def signout(request: Request) -> Response:
+        response = RedirectResponse("/ui/signin", status_code=303)
+        response.headers["Set-Cookie"] = _cookie_header(
+            "", secure=request.url.scheme == "https", clear=True
+        )
+        return response
+
+    # --- dashboard -----------------------------------------------------------------------------
+
+    @router.get("/")
+    async def home(request: Request, session: Auditor) -> HTMLResponse:
+        now = datetime.now(UTC)
+        overview = await run_in_threadpool(dashboard.overview, now)
+        return page(
+            "dashboard.html",
+            request,
+            session,
+            now=now,
+            overview=overview,
+            state_bars=views.hbars(overview.states),
+            anomaly_bars=views.hbars((item.code, item.containers) for item in overview.anomalies),
+            unprocessed={item.code: item.unprocessed for item in overview.anomalies},
+            hourly=views.hourly_chart([(h.start, h.events) for h in overview.per_hour]),
+            hourly_total=sum(h.events for h in overview.per_hour),
+        )
+
+    # --- container search ----------------------------------------------------------------------
+
+    @router.get("/containers")
+    async def containers(
+        request: Request,
+        session: Auditor,
+        q: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE)] = None,
+        state: Annotated[str | None, Query(max_length=32)] = None,
+        custodian: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE)] = None,
+        location: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
+        anomaly: Annotated[str | None, Query(max_length=64)] = None,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> HTMLResponse:
+        now = datetime.now(UTC)
+        states = [item.value for item in ContainerState]
+        codes = [item.value for item in AnomalyCode]
+        flt = ContainerFilter(
+            ContainerState(state) if state in states else None,
+            custodian or None,
+            location or None,
+            AnomalyCode(anomaly) if anomaly in codes else None,
+        )
+        prefix = (q or "").strip() or None
+        after = views.decode_cursor(cursor)
+        found = await run_in_threadpool(
+            dashboard.search, flt, id_prefix=prefix, now=now, after=after, limit=PAGE_SIZE
+        )
+        roles = await run_in_threadpool(registry.party_roles)
+        filters = {
+            "q": prefix,
+            "state": flt.state.value if flt.state else None,
+            "custodian": flt.custodian,
+            "location": flt.location,
+            "anomaly": flt.anomaly.value if flt.anomaly else None,
+        }
+        next_cursor = (
+            views.encode_cursor(found.rows[-1].container_id)
+            if len(found.rows) == PAGE_SIZE
+            else None
+        )
+        return page(
+            "containers.html",
+            request,
+            session,
+            now=now,
+            page=found,
+            filters=filters,
+            states=states,
+            codes=codes,
+            parties=sorted(roles.items()),
+            show_first=after is not None,
+            next_link=views.query_string(**filters, cursor=next_cursor) if next_cursor else None,
+            first_link=views.query_string(**filters) or "?",
+        )
+
+    # --- one container -------------------------------------------------------------------------
+
+    def integrity(container_id: str, trail: CustodyTrail) -> dict[str, Any]:
+        """The container's bundle, checked here exactly as `custody verify` checks it."""
+        try:
+            bundle = proofs.bundle(container_id, None)
+        except ProofUnavailable as error:
+            return {"status": "pending", "detail": str(error)}
+        try:
+            key = verifier_key()
+        except CheckpointError as error:
+            return {"status": "unknown", "detail": f"no verifier key: {error}"}
+        try:
+            report = verify_bundle(bundle, key)
+        except BundleError as error:
+            return {"status": "failed", "detail": str(error)}
+        return {
+            "status": "verified",
+            "tree_size": report.checkpoint.tree_size,
+            "key": f"{key.name}+{key.key_id.hex()}",
+            "covered": report.entries,
+            "total": len(trail.events),
+            "head_seq": report.head_seq,
+        }
+
+    @router.get("/containers/{container_id}")
+    async def container(
+        request: Request, session: Auditor, container_id: Annotated[ContainerId, PathParam()]
+    ) -> HTMLResponse:
+        now = datetime.now(UTC)
+        trail = await run_in_threadpool(queries.trail, container_id, now=now)
+        if trail is None:
+            return page(
+                "not_found.html",
+                request,
+                session,
+                status=404,
+                what=f"No recorded events for container {container_id}.",
+            )
+        roles = await run_in_threadpool(registry.party_roles)
+        check = await run_in_threadpool(integrity, container_id, trail)
+        downloads = [
+            ("CSV", f"/ui/containers/{container_id}/download/csv", "custody.csv"),
+            ("EPCIS 2.0 JSON-LD", f"/ui/containers/{container_id}/download/epcis", "epcis"),
+        ]
+        if check["status"] in ("verified", "failed"):
+            downloads.append(
+                ("Verifiable bundle", f"/ui/containers/{container_id}/download/bundle", "bundle")
+            )
+        signed = check.get("tree_size") if check["status"] == "verified" else None
+        if certificate_path(request, trail, signed_size=signed) is not None:
+            downloads.append(
+                (
+                    "Certificate of recycling",
+                    f"/ui/containers/{container_id}/download/certificate",
+                    "certificate",
+                )
+            )
+        by_id = {item.entry.event_id: item for item in trail.events}
+        return page(
+            "container.html",
+            request,
+            session,
+            now=now,
+            trail=trail,
+            roles=roles,
+            timeline=build_timeline(trail),
+            integrity=check,
+            downloads=downloads,
+            by_id=by_id,
+        )
+
+    @router.get("/containers/{container_id}/download/{kind}")
+    async def download(
+        request: Request,
+        session: Auditor,
+        container_id: Annotated[ContainerId, PathParam()],
+        kind: str,
+    ) -> Response:
+        path = _DOWNLOADS.get(kind)
+        if path is not None:
+            path = path.format(container_id=container_id)
+        elif kind == "certificate":
+            trail = await run_in_threadpool(queries.trail, container_id, now=datetime.now(UTC))
+            latest = await run_in_threadpool(proofs.latest)
+            signed = latest.checkpoint.tree_size if latest is not None else None
+            if trail is not None:
+                path = certificate_path(request, trail, signed_size=signed)
+        if path is None:
+            raise HTTPException(404, f"no {kind!r} download for {container_id}")
+        answer = await _api_get(request, session.token, path)
+        headers = {
+            name: answer.headers[name]
+            for name in ("content-type", "content-disposition", "link")
+            if name in answer.headers
+        }
+        return Response(answer.content, status_code=answer.status_code, headers=headers)
+
+    # --- anomalies -----------------------------------------------------------------------------
+
+    @router.get("/anomalies")
+    async def anomalies(
+        request: Request,
+        session: Auditor,
+        code: Annotated[str | None, Query(max_length=64)] = None,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> HTMLResponse:
+        now = datetime.now(UTC)
+        chosen = AnomalyCode(code) if code in {item.value for item in AnomalyCode} else None
+        after = views.decode_cursor(cursor)
+        trails = await run_in_threadpool(
+            queries.trails_with_anomalies, chosen, now=now, after=after, limit=ANOMALY_PAGE
+        )
+        counts = await run_in_threadpool(dashboard.anomaly_counts, now)
+        rows = [
+            (trail, item)
+            for trail in trails
+            for item in trail.anomalies
+            if chosen is None or item.code is chosen
+        ]
+        next_cursor = (
+            views.encode_cursor(trails[-1].container_id) if len(trails) == ANOMALY_PAGE else None
+        )
+        selected = chosen.value if chosen else None
+        return page(
+            "anomalies.html",
+            request,
+            session,
+            now=now,
+            rows=rows,
+            counts=counts,
+            code=selected,
+            show_first=after is not None,
+            next_link=views.query_string(code=selected, cursor=next_cursor)
+            if next_cursor
+            else None,
+            first_link=views.query_string(code=selected) or "?",
+        )
+
+    # --- mass balance --------------------------------------------------------------------------
+
+    @router.get("/mass-balance")
+    async def mass_balance(
+        request: Request,
+        session: Auditor,
+        start: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+        end: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+        group_by: Annotated[str | None, Query(max_length=16)] = None,
+    ) -> HTMLResponse:
+        available = MASS_BALANCE_PATH in _api_get_paths(request)
+        window, problem = views.report_window(start, end, datetime.now(UTC))
+        group = group_by if group_by in MASS_BALANCE_GROUPS else None
+        document: Any = None
+        if available and problem is None:
+            params = {"from": window[0].isoformat(), "to": window[1].isoformat()}
+            if group:
+                params["group_by"] = group
+            answer = await _api_get(request, session.token, MASS_BALANCE_PATH, params)
+            if answer.status_code == 200:
+                document = answer.json()
+            else:
+                problem = f"the report answered {answer.status_code}: {answer.text[:300]}"
+        return page(
+            "mass_balance.html",
+            request,
+            session,
+            available=available,
+            problem=problem,
+            start=window[0].date().isoformat(),
+            end=(window[1] - timedelta(days=1)).date().isoformat(),
+            group_by=group,
+            group_choices=MASS_BALANCE_GROUPS,
+            groups=views.mass_balance_groups(document) if document is not None else [],
+            discrepancies=views.mass_balance_discrepancies(document),
+        )
+
+    return router
