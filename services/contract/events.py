@@ -19,21 +19,22 @@ from pydantic import (
     field_validator,
 )
 
+CONTAINER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{2,63}$"
 ContainerId = Annotated[
     str,
     Field(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{2,63}$",
+        pattern=CONTAINER_ID_PATTERN,
         description="Opaque container barcode.",
         examples=["BX-000123"],
     ),
 ]
-PartyId = Annotated[
-    str,
-    Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$", description="Registered party id."),
-]
+PARTY_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,63}$"
+PartyId = Annotated[str, Field(pattern=PARTY_ID_PATTERN, description="Registered party id.")]
 LocationId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 Reference = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$")]
 WeightKg = Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)]
+# PostgreSQL stores no U+0000 in text or jsonb; everything else is free.
+NO_NUL = r"^[^\x00]*$"
 Timestamp = Annotated[
     AwareDatetime, Field(description="RFC 3339 date-time with a UTC offset; naive times rejected.")
 ]
@@ -109,7 +110,7 @@ class _EventBase(BaseModel):
         default=None, description="Monotonic counter per device."
     )
     sent_at: Timestamp | None = None
-    note: Annotated[str, Field(max_length=500)] | None = None
+    note: Annotated[str, Field(max_length=500, pattern=NO_NUL)] | None = None
 
 
 class Dropoff(_EventBase):
@@ -168,7 +169,7 @@ class Processed(_EventBase):
 class Incident(_EventBase):
     type: Literal["incident"]
     kind: IncidentKind
-    description: Annotated[str, Field(min_length=1, max_length=2000)]
+    description: Annotated[str, Field(min_length=1, max_length=2000, pattern=NO_NUL)]
 
 
 class Correction(_EventBase):

@@ -1,0 +1,272 @@
+"""Who may call what: every endpoint of both services, with every kind of credential.
+
+The expected table below is written out by hand, and a test checks it names exactly the routes
+the two apps serve (read from ``app.routes``), so a new endpoint fails here until someone
+decides who may call it.
+
+Credentials travel the way each endpoint takes them: a bearer token for the APIs, the sign-in
+cookie for the UI pages, the form for ``POST /ui/signin``. Plant webhooks take no bearer token
+at all (Standard Webhooks signatures; their own test is at the end): no column opens them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+
+from services.ingest.bootstrap import build_app
+from services.ledger.bootstrap import build_api
+from services.registry.store import new_webhook_secret
+from tests.support import events as ev
+from tests.support.recorded_ledger import RecordedLedger, record_ledger
+from tests.support.stack import LiveStack
+from tests.support.webhook_signing import receipt_body, signed_headers
+
+pytestmark = pytest.mark.integration
+
+CREDENTIALS = ("none", "bad", "site_device", "hauler_device", "plant_device", "auditor", "admin")
+EVERYONE = frozenset(CREDENTIALS)
+DEVICES = frozenset({"site_device", "hauler_device", "plant_device"})
+API_USERS = frozenset({"auditor", "admin"})
+NOBODY: frozenset[str] = frozenset()
+
+How = Literal["public", "bearer", "cookie", "form", "signature"]
+Service = Literal["ingest", "ledger"]
+
+# (service, method, path) → how the credential is presented, who is let in.
+EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
+    # ingest
+    ("ingest", "GET", "/openapi.json"): ("public", EVERYONE),
+    ("ingest", "GET", "/docs"): ("public", EVERYONE),
+    ("ingest", "GET", "/docs/oauth2-redirect"): ("public", EVERYONE),
+    ("ingest", "GET", "/redoc"): ("public", EVERYONE),
+    ("ingest", "GET", "/healthz"): ("public", EVERYONE),
+    ("ingest", "GET", "/readyz"): ("public", EVERYONE),
+    ("ingest", "GET", "/metrics"): ("public", EVERYONE),
+    ("ingest", "POST", "/v1/events"): ("bearer", DEVICES),
+    ("ingest", "POST", "/v1/events/batch"): ("bearer", DEVICES),
+    ("ingest", "POST", "/v1/webhooks/plants/{party_id}"): ("signature", NOBODY),
+    # ledger: operations and documentation
+    ("ledger", "GET", "/openapi.json"): ("public", EVERYONE),
+    ("ledger", "GET", "/docs"): ("public", EVERYONE),
+    ("ledger", "GET", "/docs/oauth2-redirect"): ("public", EVERYONE),
+    ("ledger", "GET", "/redoc"): ("public", EVERYONE),
+    ("ledger", "GET", "/healthz"): ("public", EVERYONE),
+    ("ledger", "GET", "/readyz"): ("public", EVERYONE),
+    ("ledger", "GET", "/metrics"): ("public", EVERYONE),
+    # ledger API
+    ("ledger", "GET", "/v1/containers"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/containers.csv"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/containers/{container_id}/custody"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/containers/{container_id}/custody.csv"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/containers/{container_id}/custody.epcis.json"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/containers/{container_id}/bundle"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/events"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/events/{event_id}"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/events/{event_id}/proof"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/anomalies"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/checkpoints/latest"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/checkpoints/consistency"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/checkpoints/key"): ("public", EVERYONE),  # the verifier key
+    ("ledger", "GET", "/v1/webhook-deliveries"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/reports/mass-balance"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/reports/shipment-log.csv"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/shipments/{shipment_id:path}/certificate.pdf"): ("bearer", API_USERS),
+    # ledger UI
+    ("ledger", "GET", "/ui/static/{name}"): ("public", EVERYONE),
+    ("ledger", "GET", "/ui/signin"): ("public", EVERYONE),
+    ("ledger", "POST", "/ui/signin"): ("form", API_USERS),
+    ("ledger", "POST", "/ui/signout"): ("public", EVERYONE),
+    ("ledger", "GET", "/ui/"): ("cookie", API_USERS),
+    ("ledger", "GET", "/ui/containers"): ("cookie", API_USERS),
+    ("ledger", "GET", "/ui/containers/{container_id}"): ("cookie", API_USERS),
+    ("ledger", "GET", "/ui/containers/{container_id}/download/{kind}"): ("cookie", API_USERS),
+    ("ledger", "GET", "/ui/anomalies"): ("cookie", API_USERS),
+    ("ledger", "GET", "/ui/mass-balance"): ("cookie", API_USERS),
+}
+
+WINDOW = {"from": ev.at(-24), "to": ev.at(48)}
+QUERIES: dict[str, dict[str, str]] = {
+    "/v1/checkpoints/consistency": {"first": "{tree_size}", "second": "{tree_size}"},
+    "/v1/reports/mass-balance": WINDOW,
+    "/v1/reports/shipment-log.csv": WINDOW,
+}
+
+
+@dataclass
+class Env:
+    recorded: RecordedLedger
+    clients: dict[Service, TestClient]
+    tokens: dict[str, str | None]
+
+
+@pytest.fixture(scope="module")
+def env(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    recorded = record_ledger(stack, tmp_path_factory.mktemp("authz"))
+    network = recorded.network
+    tokens: dict[str, str | None] = {
+        "none": None,
+        "bad": "bca_not-a-token-anyone-was-given",
+        "site_device": network.tokens["site-a-dev"],
+        "hauler_device": network.tokens["hauler-a-dev"],
+        "plant_device": network.tokens["plant-a-dev"],
+        "auditor": network.auditor,
+        "admin": network.admin,
+    }
+    settings = recorded.settings
+    with (
+        TestClient(build_app(settings), follow_redirects=False) as ingest,
+        TestClient(build_api(settings), follow_redirects=False) as ledger,
+    ):
+        yield Env(recorded, {"ingest": ingest, "ledger": ledger}, tokens)
+
+
+def served_routes(app: FastAPI) -> set[tuple[str, str]]:
+    found = set()
+    for route in iter_route_contexts(app.routes):
+        assert route.path is not None
+        for method in route.methods or ():
+            if method != "HEAD":
+                found.add((method, route.path))
+    return found
+
+
+def test_the_table_names_exactly_the_served_routes(env: Env) -> None:
+    served = {("ingest", *route) for route in served_routes(env.clients["ingest"].app)}  # type: ignore[arg-type]
+    served |= {("ledger", *route) for route in served_routes(env.clients["ledger"].app)}  # type: ignore[arg-type]
+    assert served - EXPECTED.keys() == set(), "routes nobody decided on: add them to EXPECTED"
+    assert EXPECTED.keys() - served == set(), "EXPECTED names routes that are gone"
+
+
+def concrete_path(env: Env, path: str) -> str:
+    recorded = env.recorded
+    values = {
+        "{container_id}": recorded.container_id,
+        "{event_id}": recorded.event_id,
+        "{shipment_id:path}": quote(recorded.shipment_id, safe=""),
+        "{party_id}": "plant-a",
+        "{name}": "ui.css",
+        "{kind}": "csv",
+    }
+    for name, value in values.items():
+        path = path.replace(name, value)
+    return path
+
+
+def request(env: Env, service: Service, method: str, path: str, credential: str) -> httpx.Response:
+    how, _ = EXPECTED[(service, method, path)]
+    token = env.tokens[credential]
+    url = concrete_path(env, path)
+    size = str(env.recorded.tree_size)
+    params = {
+        key: value.replace("{tree_size}", size) for key, value in QUERIES.get(path, {}).items()
+    }
+    kwargs: dict[str, Any] = {"params": params}
+    headers: dict[str, str] = {}
+    if how == "cookie":
+        if token is not None:
+            headers["Cookie"] = f"custody_ui_token={token}"
+    elif how == "form":
+        kwargs["content"] = f"token={token or ''}&next=/ui/"
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    elif token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if path == "/v1/events":
+        kwargs["json"] = incident()
+    elif path == "/v1/events/batch":
+        kwargs["json"] = {"events": [incident()]}
+    client = env.clients[service]
+    response: httpx.Response = client.request(method, url, headers=headers, **kwargs)
+    return response
+
+
+def incident() -> dict[str, Any]:
+    """An event every party may post (an incident), so a device's 403 can only be about it."""
+    return ev.event(
+        "incident", ev.unique_container("AZ"), 1, kind="damaged", description="dented lid"
+    )
+
+
+def signin_redirect(response: httpx.Response) -> bool:
+    location = response.headers.get("location", "")
+    return response.status_code == 303 and location.startswith("/ui/signin")
+
+
+CASES = [
+    pytest.param(service, method, path, credential, id=f"{service} {method} {path} [{credential}]")
+    for (service, method, path), (how, _) in EXPECTED.items()
+    if how != "signature"
+    for credential in CREDENTIALS
+]
+
+
+@pytest.mark.parametrize(("service", "method", "path", "credential"), CASES)
+def test_only_the_expected_credentials_get_in(
+    env: Env, service: Service, method: str, path: str, credential: str
+) -> None:
+    how, allowed = EXPECTED[(service, method, path)]
+    response = request(env, service, method, path, credential)
+    answer = f"{response.status_code}: {response.text[:300]}"
+    assert response.status_code < 500, answer
+    if credential in allowed:
+        if how == "form":
+            assert response.status_code == 303, answer
+            assert response.headers["location"] == "/ui/"
+            assert "custody_ui_token=bca_" in response.headers["set-cookie"]
+        elif how == "public":
+            assert response.status_code in (200, 303), answer  # signing out redirects
+        else:
+            assert response.status_code in (200, 202), answer
+        return
+    if how == "cookie":
+        assert signin_redirect(response), answer
+    elif how == "form":
+        assert response.status_code == 401, answer
+        assert "set-cookie" not in response.headers
+    else:
+        expected = 401 if credential in ("none", "bad") else 403
+        assert response.status_code == expected, answer
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["status"] == expected
+        if expected == 401:
+            assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_the_api_ignores_the_ui_cookie_and_the_ui_ignores_bearer_tokens(env: Env) -> None:
+    ledger, auditor = env.clients["ledger"], env.tokens["auditor"]
+    response = ledger.get("/v1/containers", headers={"Cookie": f"custody_ui_token={auditor}"})
+    assert response.status_code == 401
+    response = ledger.get("/ui/containers", headers={"Authorization": f"Bearer {auditor}"})
+    assert signin_redirect(response)
+
+
+def test_plant_webhooks_open_only_to_the_plants_own_signature(env: Env) -> None:
+    ingest, recorded = env.clients["ingest"], env.recorded
+    body = receipt_body(recorded.container_id, 5.5)
+
+    def post(party: str, headers: dict[str, str]) -> int:
+        answer = ingest.post(f"/v1/webhooks/plants/{party}", content=body, headers=headers)
+        assert answer.status_code < 500, answer.text
+        return answer.status_code
+
+    for credential, token in env.tokens.items():
+        bearer = {"Authorization": f"Bearer {token}"} if token else {}
+        assert post("plant-a", bearer) == 400, credential  # no signature headers at all
+    other_secret = new_webhook_secret()
+    assert post("plant-a", signed_headers(body, other_secret)) == 401
+    assert post("site-a", signed_headers(body, recorded.plant_secret)) == 401
+    assert post("plant-zz", signed_headers(body, recorded.plant_secret)) == 401
+    with_bearer = {
+        **signed_headers(body, other_secret),
+        "Authorization": f"Bearer {env.tokens['admin']}",
+    }
+    assert post("plant-a", with_bearer) == 401
+    assert post("plant-a", signed_headers(body, recorded.plant_secret)) == 202
