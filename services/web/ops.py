@@ -1,9 +1,9 @@
-"""/healthz, /readyz and /metrics, the same on every service."""
+"""/healthz, /readyz and /metrics of the web services, and the readiness checks all share."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
@@ -21,19 +21,25 @@ def install_ops_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
 
     @app.get("/readyz", tags=["operations"])
     async def readyz(response: Response) -> dict[str, object]:
-        failures = {}
-        for name, check in checks.items():
-            reason = await run_in_threadpool(check)
-            if reason is not None:
-                failures[name] = reason
-        if failures:
-            response.status_code = 503
-            return {"status": "unready", "failures": failures}
-        return {"status": "ready"}
+        status, body = await run_in_threadpool(readiness, checks)
+        response.status_code = status
+        return body
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def readiness(checks: Mapping[str, ReadinessCheck]) -> tuple[int, dict[str, object]]:
+    """Run every check: ``(200, {"status": "ready"})`` or 503 with each failure's reason."""
+    failures = {}
+    for name, check in checks.items():
+        reason = check()
+        if reason is not None:
+            failures[name] = reason
+    if failures:
+        return 503, {"status": "unready", "failures": failures}
+    return 200, {"status": "ready"}
 
 
 def kafka_check(bootstrap: str) -> ReadinessCheck:

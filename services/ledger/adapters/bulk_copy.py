@@ -9,6 +9,7 @@ import orjson
 import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 
 def _dumps(value: Any) -> str:
@@ -25,6 +26,10 @@ def copy_rows(
     driver = connection.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.Error as error:
+        # Raised as SQLAlchemy raises everything else, so callers handle one family of errors.
+        raise DBAPIError.instance(statement, None, error, psycopg.Error) from error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, func, select
@@ -18,6 +19,7 @@ class StoredCheckpoint:
     checkpoint: Checkpoint
     key_name: str
     note: str
+    created_at: datetime | None = None
 
 
 def tree_size(connection: Connection) -> int:
@@ -47,7 +49,10 @@ def consistency_between(connection: Connection, first: int, second: int) -> list
 
 def _stored(row: Row[Any]) -> StoredCheckpoint:
     return StoredCheckpoint(
-        Checkpoint(row.origin, row.tree_size, bytes(row.root_hash)), row.key_name, row.note
+        Checkpoint(row.origin, row.tree_size, bytes(row.root_hash)),
+        row.key_name,
+        row.note,
+        row.created_at,
     )
 
 

@@ -13,6 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from services.ledger.adapters.ledger_store import LedgerStore, Rejection, dlq_payload
 from services.ledger.consumer.decode import (
@@ -21,8 +22,21 @@ from services.ledger.consumer.decode import (
     InvalidMessage,
     decode,
 )
+from services.ledger.consumer.metrics import PartitionLag, consumer_metrics
 
 log = logging.getLogger("custody.consumer")
+
+# SQLSTATE classes after which the same batch can succeed later: connection exceptions (08),
+# read-only transaction (25006), insufficient resources such as a full disk (53) and operator
+# intervention such as a server shutdown (57).
+_TRANSIENT_SQLSTATES = ("08", "25006", "53", "57")
+
+
+def _database_unavailable(error: DBAPIError) -> bool:
+    if error.connection_invalidated or isinstance(error, OperationalError):
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    return sqlstate.startswith(_TRANSIENT_SQLSTATES)
 
 
 @dataclass
@@ -40,11 +54,14 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer = consumer
         self._store = store
         self._topic = topic
+        self.rebalancing_since: float | None = time.monotonic()
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.rebalancing_since = time.monotonic()
         log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.rebalancing_since = None
         stored = self._store.stored_offsets(self._topic)
         for partition in assigned:
             if partition.partition in stored:
@@ -65,9 +82,12 @@ class LedgerConsumer:
         group: str,
         batch_max: int,
         poll_ms: int,
-        rejoin_after_s: float = 30.0,
+        rejoin_after_s: float = 20.0,
+        retry_backoff_s: float = 1.0,
     ) -> None:
         self._store = store
+        self._retry_backoff_s = retry_backoff_s
+        self.ready = True
         self._rejoin_after_s = rejoin_after_s
         self._topic = topic
         self._dlq_topic = dlq_topic
@@ -93,11 +113,25 @@ class LedgerConsumer:
         self._dlq = KafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
         )
+        self._lag = PartitionLag(self._consumer)
+
+    @property
+    def ready(self) -> bool:
+        """False while the database is unavailable (the batch in hand is being retried)."""
+        return self._ready
+
+    @ready.setter
+    def ready(self, value: bool) -> None:
+        self._ready = value
+        consumer_metrics().ready.set(1 if value else 0)
 
     def _subscribe(self) -> None:
-        self._consumer.subscribe(
-            [self._topic], listener=_SeekToStoredOffsets(self._consumer, self._store, self._topic)
-        )
+        self._rebalance = _SeekToStoredOffsets(self._consumer, self._store, self._topic)
+        self._consumer.subscribe([self._topic], listener=self._rebalance)
+
+    def _stuck_in_rebalance(self) -> bool:
+        started = self._rebalance.rebalancing_since
+        return started is not None and time.monotonic() - started > self._rejoin_after_s
 
     def _await_partitions(self, topic: str, *, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -113,13 +147,20 @@ class LedgerConsumer:
         try:
             while not stop.is_set():
                 self.run_once()
+                self._lag.update()
                 if self._consumer.assignment():
                     unassigned_since = None
                 elif unassigned_since is None:
                     unassigned_since = time.monotonic()
-                elif time.monotonic() - unassigned_since > self._rejoin_after_s:
-                    # Seen right after a group's coordinator moved or was still loading: the
-                    # member sat in a finished rebalance with no partitions. Join afresh.
+                unassigned_too_long = (
+                    unassigned_since is not None
+                    and time.monotonic() - unassigned_since > self._rejoin_after_s
+                )
+                if unassigned_too_long or self._stuck_in_rebalance():
+                    # Seen with kafka-python right after a group's coordinator moved or was
+                    # still loading, or when a second rebalance followed the first within
+                    # milliseconds: the member sat with no partitions, or with a rebalance
+                    # that never completed. Join afresh.
                     log.warning(
                         "no partitions assigned for %.0f s; re-subscribing", self._rejoin_after_s
                     )
@@ -151,7 +192,17 @@ class LedgerConsumer:
             except InvalidMessage as error:
                 invalid.append(Rejection.of_invalid(message, error))
         started = time.perf_counter()
-        result = self._store.append_batch(decoded, invalid, next_offsets)
+        try:
+            result = self._store.append_batch(decoded, invalid, next_offsets)
+        except DBAPIError as error:
+            if not _database_unavailable(error):
+                raise
+            self._rewind(records)
+            self.ready = False
+            log.warning("database unavailable, batch will be retried: %s", error.orig or error)
+            time.sleep(self._retry_backoff_s)
+            return 0
+        self.ready = True
         elapsed = time.perf_counter() - started
         self._park(result.rejected)
         self._commit_to_kafka(next_offsets)
@@ -159,6 +210,14 @@ class LedgerConsumer:
         self.stats.appended += result.appended
         self.stats.replays += result.replays
         self.stats.rejected += len(result.rejected)
+        consumer_metrics().record_batch(
+            len(records),
+            elapsed,
+            appended=result.appended,
+            replays=result.replays,
+            rejected=len(result.rejected),
+            already_done=result.already_done,
+        )
         log.info(
             "batch of %d: %d appended, %d replays, %d rejected, %d already recorded (%.1f ms)",
             len(records),
@@ -169,6 +228,17 @@ class LedgerConsumer:
             elapsed * 1000,
         )
         return len(records)
+
+    def _rewind(self, records: list[Any]) -> None:
+        """Seek back so the next poll hands the unrecorded batch out again."""
+        first: dict[TopicPartition, int] = {}
+        for record in records:
+            partition = TopicPartition(record.topic, record.partition)
+            first[partition] = min(first.get(partition, record.offset), record.offset)
+        assigned = self._consumer.assignment()
+        for partition, offset in first.items():
+            if partition in assigned:
+                self._consumer.seek(partition, offset)
 
     def _commit_to_kafka(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
         """Mirror the offsets to Kafka for lag monitoring; the ledger's copy is the truth."""
@@ -184,11 +254,29 @@ class LedgerConsumer:
 
     def _park(self, rejections: tuple[Rejection, ...]) -> None:
         for rejection in rejections:
+            log.warning(
+                "rejected event %s of %r at %s[%d]@%d: %s: %s",
+                rejection.event_id,
+                rejection.container_id,
+                rejection.message.topic,
+                rejection.message.partition,
+                rejection.message.offset,
+                rejection.code,
+                rejection.reason,
+                extra={
+                    "event_id": rejection.event_id,
+                    "container_id": rejection.container_id,
+                    "code": rejection.code,
+                    "partition": rejection.message.partition,
+                    "offset": rejection.message.offset,
+                },
+            )
             key = rejection.container_id.encode() if rejection.container_id else None
             self._dlq.send(self._dlq_topic, key=key, value=dlq_payload(rejection))
         if rejections:
             self._dlq.flush(timeout=30)
 
     def close(self) -> None:
+        self._lag.forget()
         self._consumer.close()
         self._dlq.close(timeout=10)
