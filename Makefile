@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test stop status lint typecheck clean-var
+.PHONY: demo test bench stop status lint typecheck clean-var
 
 $(STAMP): pyproject.toml
 	./scripts/ensure-prereqs.sh
@@ -33,6 +33,9 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
 
 clean-var: stop
 	rm -rf var

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs and the machine lacks: Java 17+, Maven, the PostgreSQL
-# server binaries and Python 3.11 venv support. Uses apt-get when run as root; otherwise it
-# names the packages to install.
+# server binaries, Python 3.11 venv support, Chromium (the web UI's browser tests) and wrk (the
+# benchmarks' load generator). Uses apt-get when run as root; otherwise it names the packages.
 set -euo pipefail
 
 missing=()
@@ -9,6 +9,11 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# Headless browser for the web UI's browser tests (driven by Playwright's Python API; Playwright's
+# own browser downloads are never used).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# HTTP load generator for the benchmarks (bench/).
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 
 if ((${#missing[@]} == 0)); then
   exit 0

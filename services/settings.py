@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+OpsPort = Annotated[int, Field(ge=0, le=65535, description="0 disables the ops endpoint.")]
 
 
 class Settings(BaseSettings):
@@ -31,10 +32,31 @@ class Settings(BaseSettings):
     ingest_port: Port = 8000
     ledger_host: str = "127.0.0.1"
     ledger_port: Port = 8001
+    ops_host: str = Field(
+        default="127.0.0.1",
+        description="Where the consumer, notifier and checkpointer serve /metrics and probes.",
+    )
+    consumer_ops_port: OpsPort = 8002
+    notifier_ops_port: OpsPort = 8003
+    checkpointer_ops_port: OpsPort = 8004
+    shutdown_grace_s: Annotated[int, Field(ge=1, le=600)] = Field(
+        default=20,
+        description="How long the HTTP services wait for requests in flight on SIGTERM.",
+    )
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     max_batch_events: Annotated[int, Field(ge=1, le=10_000)] = 500
     produce_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
     registry_cache_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    rate_limit_per_device: Annotated[float, Field(ge=0)] = Field(
+        default=1000.0,
+        description="Events a second each device may post on average at ingest; 0 disables.",
+    )
+    rate_limit_burst: Annotated[int, Field(ge=1)] = Field(
+        default=25_000,
+        description="Events a device may post at once above that rate (≥ max_batch_events).",
+    )
     webhook_secret_grace_s: Annotated[float, Field(ge=0, le=30 * 86_400)] = Field(
         default=86_400.0,
         description="How long a plant's previous webhook secret stays valid after a rotation.",
@@ -52,12 +74,39 @@ class Settings(BaseSettings):
     checkpoint_interval_s: Annotated[float, Field(gt=0)] = 10.0
     checkpoint_entries: Annotated[int, Field(ge=1)] = 1000
 
+    notifier_time_scale: Annotated[float, Field(gt=0, le=1000)] = Field(
+        default=1.0,
+        description="Multiplies the retry schedule and the Retry-After cap (tests: e.g. 0.001).",
+    )
+    notifier_jitter: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    notifier_jitter_seed: str = Field(default="", description="Seeds the jitter when not empty.")
+    notifier_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    notifier_poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    notifier_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+
     var_dir: Path = Path("var")
     cache_dir: Path = Path.home() / ".cache" / "battery-custody"
     kafka_port: Port = 59092
     kafka_controller_port: Port = 59093
     kafka_heap_mb: Annotated[int, Field(ge=128)] = 512
     postgres_port: Port = 55432
+
+
+def settings_environment(settings: Settings, base: dict[str, str]) -> dict[str, str]:
+    """``base`` without CUSTODY_* variables, plus ``settings`` as CUSTODY_* variables."""
+    environment = {key: value for key, value in base.items() if not key.startswith("CUSTODY_")}
+    for name, value in settings.model_dump().items():
+        environment[f"CUSTODY_{name.upper()}"] = str(value)
+    return environment
+
+
+def configuration_problems(error: ValidationError) -> list[str]:
+    """One ``CUSTODY_NAME: message`` line per invalid setting (input values are left out)."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        name = "_".join(str(part) for part in item["loc"]).upper()
+        problems.append(f"CUSTODY_{name}: {item['msg']}" if name else item["msg"])
+    return problems
 
 
 @lru_cache(maxsize=1)

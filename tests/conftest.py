@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.stack import LiveStack, start_test_stack
+from tests.support.stack import LiveStack, start_test_stack, stop_ephemeral_stack
 
 
 @pytest.fixture(scope="session")
@@ -14,6 +13,4 @@ def stack() -> Iterator[LiveStack]:
     try:
         yield test_stack
     finally:
-        test_stack.kafka.stop()
-        test_stack.postgres.stop(mode="immediate")
-        shutil.rmtree(root, ignore_errors=True)
+        stop_ephemeral_stack(test_stack, root)

@@ -8,7 +8,8 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -17,31 +18,49 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
 
 from services.contract.json_schemas import write_schemas
 from services.ledger.adapters.database import make_engine
 from services.ledger.adapters.merkle_log import tree_size
 from services.ledger.adapters.migrate import upgrade
+from services.ledger.adapters.outbox import set_plant_endpoint
 from services.ledger.adapters.signing_keys import create_key, verifier_path
 from services.ledger.audit import audit_ledger
-from services.ledger.bootstrap import build_checkpointer, build_consumer
+from services.ledger.bootstrap import (
+    build_checkpointer,
+    build_consumer,
+    consumer_checks,
+    custody_rules,
+    worker_checks,
+)
+from services.ledger.consumer.runner import LedgerConsumer
 from services.ledger.domain.bundle import BundleError, verify_bundle
 from services.ledger.domain.checkpoint import CheckpointError, VerifierKey
+from services.ledger.notifier import build_notifier
+from services.ledger.rebuild import count_containers, rebuild_read_model
+from services.logging_setup import configure_logging
 from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryError, RegistryStore
-from services.settings import Settings, get_settings
+from services.settings import Settings, configuration_problems, get_settings
 from services.simulation.runner import SimulationError
 from services.simulation.runner import simulate as post_scenario
 from services.simulation.scenario import ScenarioConfig, build_scenario
 from services.stack.local import LocalStack
 from services.stack.processes import StackError
 from services.stack.service_processes import start_services
+from services.web.ops import ReadinessCheck
+from services.web.ops_server import OpsServer
 
 app = typer.Typer(
-    help="Battery Custody: verifiable chain of custody for battery recycling.", no_args_is_help=True
+    help="Battery Custody: verifiable chain of custody for battery recycling.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 stack_app = typer.Typer(help="The local Kafka broker and PostgreSQL server.", no_args_is_help=True)
 parties_app = typer.Typer(
@@ -63,14 +82,6 @@ errors = Console(stderr=True, soft_wrap=True)
 def fail(message: str) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code=1)
-
-
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("kafka").setLevel(logging.WARNING)
-    logging.getLogger("kafka.coordinator").setLevel(logging.INFO)
 
 
 @stack_app.command("up")
@@ -124,6 +135,7 @@ class Service(StrEnum):
     LEDGER = "ledger"
     CONSUMER = "consumer"
     CHECKPOINTER = "checkpointer"
+    NOTIFIER = "notifier"
 
 
 def run_until_signalled(run: Callable[[threading.Event], None], logger: str) -> None:
@@ -138,11 +150,34 @@ def run_until_signalled(run: Callable[[threading.Event], None], logger: str) -> 
     run(stop)
 
 
+@contextmanager
+def ops_endpoint(
+    settings: Settings, port: int, checks: Mapping[str, ReadinessCheck]
+) -> Iterator[None]:
+    """/metrics, /healthz and /readyz while the service runs; port 0 serves none."""
+    if port == 0:
+        yield
+        return
+    try:
+        server = OpsServer(settings.ops_host, port, checks).start()
+    except OSError as error:
+        raise fail(
+            f"cannot serve /metrics on {settings.ops_host}:{port}: {error.strerror or error}"
+        ) from error
+    try:
+        yield
+    finally:
+        server.stop()
+
+
 @app.command()
 def serve(service: Service) -> None:
     """Run one service in the foreground until SIGTERM/SIGINT."""
-    configure_logging()
     settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    # Services hand work between the event loop and Kafka/database threads many times per
+    # request; a shorter GIL switch interval keeps each handoff from costing up to 5 ms.
+    sys.setswitchinterval(0.0005)
     if service is Service.INGEST:
         uvicorn.run(
             "services.ingest.bootstrap:build_app",
@@ -150,7 +185,9 @@ def serve(service: Service) -> None:
             host=settings.ingest_host,
             port=settings.ingest_port,
             log_level="warning",
+            log_config=None,
             access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
     elif service is Service.LEDGER:
         uvicorn.run(
@@ -159,16 +196,28 @@ def serve(service: Service) -> None:
             host=settings.ledger_host,
             port=settings.ledger_port,
             log_level="warning",
+            log_config=None,
             access_log=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
     elif service is Service.CONSUMER:
-        run_until_signalled(build_consumer(settings).run, "custody.consumer")
+        consumer: LedgerConsumer | None = None
+        checks = consumer_checks(settings, lambda: consumer)
+        with ops_endpoint(settings, settings.consumer_ops_port, checks):
+            consumer = build_consumer(settings)
+            run_until_signalled(consumer.run, "custody.consumer")
+    elif service is Service.NOTIFIER:
+        checks = worker_checks(settings, "notifier")
+        with ops_endpoint(settings, settings.notifier_ops_port, checks):
+            run_until_signalled(build_notifier(settings).run, "custody.notifier")
     else:
         try:
             checkpointer = build_checkpointer(settings)
         except CheckpointError as error:
             raise fail(str(error)) from error
-        run_until_signalled(checkpointer.run, "custody.checkpointer")
+        checks = worker_checks(settings, "checkpointer")
+        with ops_endpoint(settings, settings.checkpointer_ops_port, checks):
+            run_until_signalled(checkpointer.run, "custody.checkpointer")
 
 
 keys_app = typer.Typer(help="The checkpoint signing key.", no_args_is_help=True)
@@ -190,6 +239,28 @@ def keys_init(
         f"verifier key in {verifier_path(settings.signing_key_file)}:"
     )
     print(verifier)
+
+
+@app.command()
+def rebuild() -> None:
+    """Recompute the containers read model from the ledger entries (they are never changed)."""
+    settings = get_settings()
+    engine = make_engine(settings.database_url, pool_size=1)
+    total = count_containers(engine)
+    with Progress(
+        TextColumn("rebuilding"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+    ) as progress:
+        task = progress.add_task("containers", total=total)
+        done = rebuild_read_model(
+            engine,
+            custody_rules(settings),
+            on_progress=lambda count: progress.update(task, completed=count),
+        )
+    console.print(f"[green]✓[/] read model rebuilt for {done} containers")
 
 
 def read_key_argument(value: str) -> VerifierKey:
@@ -348,6 +419,31 @@ def plants_rotate_secret(
     print(secret)
 
 
+@plants_app.command("set-webhook")
+def plants_set_webhook(
+    party: Annotated[str, typer.Option(help="The plant's party id.")],
+    url: Annotated[str, typer.Option(help="Where to POST shipment.inbound notifications.")],
+    new_secret: Annotated[
+        bool, typer.Option(help="Replace the signing secret (the plant must switch at once).")
+    ] = False,
+) -> None:
+    """Set (or change and re-enable) where a plant receives inbound-shipment notifications.
+
+    The first call issues the secret the notifications are signed with and prints it once.
+    """
+    engine = make_engine(get_settings().database_url, pool_size=1)
+    try:
+        result = set_plant_endpoint(engine, party, url, rotate_secret=new_secret)
+    except RegistryError as error:
+        raise fail(str(error)) from error
+    finally:
+        engine.dispose()
+    errors.print(f"{party} receives shipment.inbound notifications at {result.url} (enabled)")
+    if result.new_secret is not None:
+        errors.print("signing secret (shown once; verify with any Standard Webhooks library):")
+        print(result.new_secret)
+
+
 @parties_app.command("list")
 def parties_list() -> None:
     """List registered parties."""
@@ -433,7 +529,7 @@ def demo(
             stack.up()
         if not settings.signing_key_file.exists():
             create_key(settings.signing_key_file, settings.log_origin)
-        with console.status("starting ingest, ledger, consumer and checkpointer…"):
+        with console.status("starting ingest, ledger, consumer, checkpointer and notifier…"):
             start_services(settings)
     except StackError as error:
         raise fail(str(error)) from error
@@ -449,6 +545,7 @@ def demo(
 [bold green]Battery Custody is running.[/]
   ingest API   {ingest}   (docs: {ingest}/docs)
   ledger API   {ledger}   (docs: {ledger}/docs)
+  auditor UI   {ledger}/ui/   (sign in with the token below)
   auditor token (also in {token_file}):
     [bold]{token}[/]
 
@@ -463,8 +560,23 @@ Stop everything with: make stop   (data stays under {settings.var_dir}/)""",
 def main() -> None:
     try:
         app()
+    except ValidationError as error:
+        if error.title != Settings.__name__:
+            raise
+        problems = "; ".join(configuration_problems(error))
+        errors.print(f"[bold red]error:[/] invalid configuration: {escape(problems)}")
+        sys.exit(1)
     except StackError as error:
         errors.print(f"[bold red]error:[/] {error}")
+        sys.exit(1)
+    except OperationalError as error:
+        settings = get_settings()
+        errors.print(
+            f"[bold red]error:[/] cannot reach PostgreSQL ({error.orig or error}). "
+            f"Is it running? `custody stack up` starts the local one; CUSTODY_DATABASE_URL "
+            f"and CUSTODY_ADMIN_DATABASE_URL say where to connect "
+            f"(now {settings.database_url.rsplit('@', 1)[-1]})."
+        )
         sys.exit(1)
 
 

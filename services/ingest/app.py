@@ -7,14 +7,17 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import Counter, Histogram
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from services.contract import CustodyEvent, Envelope, Origin, OriginKind, parse_event
-from services.contract.events import Correction
+from services.contract.events import Correction, ScanEvent
+from services.contract.json_schemas import BatchRequest
+from services.ingest.event_log import log_accepted, log_refused
 from services.ingest.permissions import (
     NotAllowed,
     UnknownParty,
@@ -22,9 +25,11 @@ from services.ingest.permissions import (
     check_parties_known,
 )
 from services.ingest.producer import BrokerUnavailable, EventProducer
+from services.ingest.rate_limit import DeviceRateLimiter, retry_after_seconds
 from services.registry.principals import Device
 from services.registry.store import RegistryStore
-from services.web.auth import authenticate
+from services.web.auth import DEVICE_TOKEN, authenticate_request
+from services.web.openapi import component_schemas, install_openapi, json_body, problem_responses
 from services.web.ops import ReadinessCheck, install_ops_routes
 from services.web.problems import Problem, field_errors, install_problem_handlers, invalid
 
@@ -42,6 +47,7 @@ class IngestContext:
     producer: EventProducer
     max_body_bytes: int
     max_batch_events: int
+    rate_limiter: DeviceRateLimiter | None = None
 
 
 class Accepted(BaseModel):
@@ -110,9 +116,32 @@ def device_origin(poster: Device) -> Origin:
     return Origin(kind=OriginKind.DEVICE, party_id=poster.party_id, device_id=poster.device_id)
 
 
-async def current_device(request: Request) -> Device:
+def throttle(limiter: DeviceRateLimiter | None, poster: Device, cost: int) -> None:
+    """Raise Problem 429 (nothing taken, nothing produced) when ``poster`` is over its limit."""
+    if limiter is None:
+        return
+    wait = limiter.admit(poster.device_id, cost)
+    if wait <= 0:
+        return
+    EVENTS.labels("throttled", "rate_limit").inc(cost)
+    seconds = retry_after_seconds(wait)
+    limit = limiter.limit
+    raise Problem(
+        429,
+        "Too many requests",
+        f"device {poster.device_id} may post {limit.per_second:g} events/s on average and "
+        f"{limit.burst} at once; nothing of this request ({cost} event"
+        f"{'s' if cost != 1 else ''}) was accepted: retry in {seconds} s",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+async def current_device(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(DEVICE_TOKEN)] = None,
+) -> Device:
     context: IngestContext = request.app.state.ingest
-    principal = await run_in_threadpool(authenticate, request, context.registry)
+    principal = await authenticate_request(request, context.registry)
     if not isinstance(principal, Device):
         raise Problem(403, "Forbidden", "only registered devices may post scan events")
     return principal
@@ -162,13 +191,17 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
         response_model=Accepted,
         tags=["events"],
         summary="Post one scan event; 202 once Kafka acknowledged it",
+        responses=problem_responses(400, 413, 422, 429, 503),
+        openapi_extra=json_body("ScanEvent", "One scan event."),
     )
     async def post_event(request: Request, poster: CurrentDevice) -> JSONResponse:
+        throttle(context.rate_limiter, poster, 1)
         raw = await read_json(request, context.max_body_bytes)
         try:
             event = await admit(poster, raw)
         except Problem as problem:
             EVENTS.labels("rejected", str(problem.status)).inc()
+            log_refused(poster, raw, problem)
             raise
         received_at = datetime.now(UTC)
         key = event.container_id.encode()
@@ -176,6 +209,7 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
             context.producer, [(key, envelope_bytes(event, received_at, device_origin(poster)))]
         )
         EVENTS.labels("accepted", "").inc()
+        log_accepted(poster, [event])
         return JSONResponse({"event_id": str(event.event_id), "status": "accepted"}, 202)
 
     @app.post(
@@ -183,6 +217,8 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
         response_model=BatchResponse,
         tags=["events"],
         summary="Post 1–500 events; each is accepted or rejected on its own",
+        responses=problem_responses(400, 413, 422, 429, 503),
+        openapi_extra=json_body("BatchRequest", "1–500 scan events."),
     )
     async def post_batch(request: Request, poster: CurrentDevice) -> JSONResponse:
         raw = await read_json(request, context.max_body_bytes)
@@ -201,16 +237,19 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
                 "Batch too large",
                 f"the batch has {len(items)} events; the limit is {context.max_batch_events}",
             )
+        throttle(context.rate_limiter, poster, len(items))
         received_at = datetime.now(UTC)
         origin = device_origin(poster)
         results: list[dict[str, Any]] = []
         messages: list[tuple[bytes, bytes]] = []
+        admitted: list[CustodyEvent] = []
         for index, item in enumerate(items):
             event_id = item.get("event_id") if isinstance(item, dict) else None
             try:
                 event = await admit(poster, item, f"events.{index}")
             except Problem as problem:
                 EVENTS.labels("rejected", str(problem.status)).inc()
+                log_refused(poster, item, problem)
                 results.append(
                     {
                         "index": index,
@@ -224,10 +263,12 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
             messages.append(
                 (event.container_id.encode(), envelope_bytes(event, received_at, origin))
             )
+            admitted.append(event)
             results.append({"index": index, "event_id": str(event.event_id), "status": "accepted"})
         if messages:
             await produce(context.producer, messages)
             EVENTS.labels("accepted", "").inc(len(messages))
+            log_accepted(poster, admitted)
         return JSONResponse(
             {
                 "accepted": len(messages),
@@ -237,7 +278,16 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
         )
 
     # Imported here: the webhook router builds on this module's body reading and produce path.
+    from services.ingest.webhooks import ReceiptWebhook
     from services.ingest.webhooks import router as webhooks_router
 
     app.include_router(webhooks_router)
+    install_openapi(
+        app,
+        {
+            **component_schemas("ScanEvent", TypeAdapter(ScanEvent)),
+            **component_schemas("BatchRequest", BatchRequest),
+            **component_schemas("ReceiptWebhook", ReceiptWebhook),
+        },
+    )
     return app

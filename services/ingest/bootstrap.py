@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,14 +11,29 @@ from sqlalchemy import text
 
 from services.ingest.app import IngestContext, create_app
 from services.ingest.producer import EventProducer
+from services.ingest.rate_limit import DeviceRateLimiter, RateLimit
 from services.ledger.adapters.database import make_engine
 from services.registry.store import RegistryStore
 from services.settings import Settings, get_settings
 from services.web.ops import database_check, kafka_check
 
 
+def rate_limiter(settings: Settings) -> DeviceRateLimiter | None:
+    limit = RateLimit(settings.rate_limit_per_device, settings.rate_limit_burst)
+    if not limit.enabled:
+        return None
+    if limit.burst < settings.max_batch_events:
+        raise ValueError(
+            f"CUSTODY_RATE_LIMIT_BURST ({limit.burst}) must be at least "
+            f"CUSTODY_MAX_BATCH_EVENTS ({settings.max_batch_events}), "
+            "or a full batch could never be accepted"
+        )
+    return DeviceRateLimiter(limit, time.monotonic)
+
+
 def build_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    limiter = rate_limiter(settings)
     engine = make_engine(settings.database_url, application_name="custody-ingest")
     producer = EventProducer(
         settings.kafka_bootstrap, settings.topic, timeout_s=settings.produce_timeout_s
@@ -27,6 +43,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
         producer=producer,
         max_body_bytes=settings.max_body_bytes,
         max_batch_events=settings.max_batch_events,
+        rate_limiter=limiter,
     )
 
     def ping() -> None:

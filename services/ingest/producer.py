@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,40 +37,51 @@ class EventProducer:
     async def send_all(self, messages: Sequence[tuple[bytes, bytes]]) -> None:
         """Send ``(key, value)`` pairs; return once the broker acked every one of them."""
         loop = asyncio.get_running_loop()
-        waiters: list[asyncio.Future[Any]] = [loop.create_future() for _ in messages]
+        acked = _AllAcked(loop, len(messages))
         try:
             # send() may block on metadata while the broker is away: keep it off the event loop.
-            await loop.run_in_executor(None, self._enqueue, loop, messages, waiters)
+            await loop.run_in_executor(None, self._enqueue, messages, acked)
             async with asyncio.timeout(self._timeout_s + 2):
-                await asyncio.gather(*waiters)
+                await acked.future
         except (KafkaError, TimeoutError) as error:
             raise BrokerUnavailable(str(error) or type(error).__name__) from error
 
-    def _enqueue(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        messages: Sequence[tuple[bytes, bytes]],
-        waiters: Sequence[asyncio.Future[Any]],
-    ) -> None:
-        for (key, value), waiter in zip(messages, waiters, strict=True):
-            future = self._producer.send(self._topic, key=key, value=value)
-            future.add_both(_resolver(loop, waiter))
+    def _enqueue(self, messages: Sequence[tuple[bytes, bytes]], acked: _AllAcked) -> None:
+        for key, value in messages:
+            self._producer.send(self._topic, key=key, value=value).add_both(acked.settle_one)
 
     def close(self) -> None:
         self._producer.close(timeout=10)
 
 
-def _resolver(loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[Any]) -> Any:
-    def resolve(outcome: Any) -> None:
-        loop.call_soon_threadsafe(_settle, waiter, outcome)
+class _AllAcked:
+    """One awaitable for many broker acks: the event loop is woken once per request, when
+    the last ack or the first failure arrives, not once per message."""
 
-    return resolve
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        self._loop = loop
+        self._remaining = count
+        self._lock = threading.Lock()
+        self.future: asyncio.Future[None] = loop.create_future()
+        if count == 0:
+            self.future.set_result(None)
 
+    def settle_one(self, outcome: Any) -> None:
+        with self._lock:
+            if self._remaining <= 0:
+                return
+            if isinstance(outcome, BaseException):
+                self._remaining = 0
+            else:
+                self._remaining -= 1
+                if self._remaining:
+                    return
+        self._loop.call_soon_threadsafe(self._settle, outcome)
 
-def _settle(waiter: asyncio.Future[Any], outcome: Any) -> None:
-    if waiter.done():
-        return
-    if isinstance(outcome, BaseException):
-        waiter.set_exception(outcome)
-    else:
-        waiter.set_result(outcome)
+    def _settle(self, outcome: Any) -> None:
+        if self.future.done():
+            return
+        if isinstance(outcome, BaseException):
+            self.future.set_exception(outcome)
+        else:
+            self.future.set_result(None)

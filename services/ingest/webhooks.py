@@ -45,8 +45,16 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.contract import Origin, OriginKind
-from services.contract.events import Condition, ContainerId, ReceiptAck, Reference, Timestamp
+from services.contract.events import (
+    PARTY_ID_PATTERN,
+    Condition,
+    ContainerId,
+    ReceiptAck,
+    Reference,
+    Timestamp,
+)
 from services.ingest.app import Accepted, IngestContext, envelope_bytes, produce, read_body
+from services.web.openapi import json_body, problem_responses
 from services.web.problems import Problem, field_errors, invalid
 
 WEBHOOKS = Counter(
@@ -228,19 +236,52 @@ def read_receipt(
 
 router = APIRouter(tags=["webhooks"])
 
+_SIGNED_HEADERS = [
+    {
+        "name": ID_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "The notification id, stable across retries (1–256 visible ASCII).",
+        "schema": {"type": "string", "pattern": _WEBHOOK_ID.pattern},
+    },
+    {
+        "name": TIMESTAMP_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "Integer Unix seconds; within ±5 minutes of the server's clock.",
+        "schema": {"type": "string", "pattern": _UNIX_SECONDS.pattern},
+    },
+    {
+        "name": SIGNATURE_HEADER,
+        "in": "header",
+        "required": True,
+        "description": "Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`.",
+        "schema": {"type": "string"},
+    },
+]
+
 
 @router.post(
     "/v1/webhooks/plants/{party_id}",
     status_code=202,
     response_model=Accepted,
     summary="A plant's signed receipt acknowledgement (Standard Webhooks); 202 once Kafka acked",
+    responses=problem_responses(400, 401, 413, 422, 503),
+    openapi_extra={
+        **json_body("ReceiptWebhook", "The signed receipt; verified before it is read."),
+        "parameters": _SIGNED_HEADERS,
+    },
 )
 async def post_plant_webhook(party_id: str, request: Request) -> JSONResponse:
     context: IngestContext = request.app.state.ingest
     try:
         headers = read_headers(request.headers, datetime.now(UTC))
         body = await read_body(request, context.max_body_bytes)
-        secrets = await run_in_threadpool(context.registry.plant_secrets, party_id)
+        secrets = (
+            await run_in_threadpool(context.registry.plant_secrets, party_id)
+            if re.match(PARTY_ID_PATTERN, party_id)
+            else []  # no such party can exist; answered like any other unknown one
+        )
         event = read_receipt(party_id, body, headers, secrets)
     except Problem as problem:
         WEBHOOKS.labels("rejected", str(problem.status)).inc()

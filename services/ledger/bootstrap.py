@@ -1,8 +1,8 @@
-"""Wiring for the ledger service: the auditor API and the consumer."""
+"""Wiring for the ledger service: the auditor API, the consumer and the checkpointer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -19,7 +19,7 @@ from services.ledger.consumer.runner import LedgerConsumer
 from services.ledger.domain.custody import CustodyRules
 from services.registry.store import RegistryStore
 from services.settings import Settings, get_settings
-from services.web.ops import database_check
+from services.web.ops import ReadinessCheck, database_check, kafka_check
 
 
 def custody_rules(settings: Settings) -> CustodyRules:
@@ -83,3 +83,39 @@ def build_consumer(settings: Settings | None = None) -> LedgerConsumer:
         batch_max=settings.consumer_batch_max,
         poll_ms=settings.consumer_poll_ms,
     )
+
+
+def database_ping(settings: Settings, application_name: str) -> Callable[[], None]:
+    """A ``SELECT 1`` on an engine of its own, so probes never wait for the worker's pool."""
+    engine = make_engine(settings.database_url, pool_size=1, application_name=application_name)
+
+    def ping() -> None:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    return ping
+
+
+def consumer_checks(
+    settings: Settings, consumer: Callable[[], LedgerConsumer | None]
+) -> dict[str, ReadinessCheck]:
+    """Ready once built and recording, with a Kafka broker and PostgreSQL reachable."""
+
+    def recording() -> str | None:
+        running = consumer()
+        if running is None:
+            return "starting: waiting for the topic's partitions"
+        if not running.ready:
+            return "PostgreSQL unavailable: the batch in hand is being retried"
+        return None
+
+    return {
+        "consumer": recording,
+        "kafka": kafka_check(settings.kafka_bootstrap),
+        "database": database_check(database_ping(settings, "custody-consumer-probe")),
+    }
+
+
+def worker_checks(settings: Settings, name: str) -> dict[str, ReadinessCheck]:
+    """The notifier's and the checkpointer's readiness: PostgreSQL reachable."""
+    return {"database": database_check(database_ping(settings, f"custody-{name}-probe"))}

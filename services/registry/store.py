@@ -106,13 +106,20 @@ class RegistryStore:
         self._roles = (now, roles)
         return roles
 
+    def cached_principal(self, token: str) -> tuple[bool, Principal | None]:
+        """(True, principal) when a fresh cached answer exists; never touches the database."""
+        with self._lock:
+            cached = self._principals.get(token_digest(token))
+        if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
+            return True, cached[1]
+        return False, None
+
     def principal(self, token: str) -> Principal | None:
+        known, cached = self.cached_principal(token)
+        if known:
+            return cached
         digest = token_digest(token)
         now = time.monotonic()
-        with self._lock:
-            cached = self._principals.get(digest)
-        if cached is not None and now - cached[0] < self._cache_seconds:
-            return cached[1]
         found = self._lookup(digest)
         with self._lock:
             if len(self._principals) > 100_000:

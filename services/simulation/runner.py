@@ -68,7 +68,7 @@ class SimulationReport:
                 "corrections (retries while not recorded)",
                 f"{self.corrections} ({self.correction_waits})",
             ),
-            ("503 retries", str(self.unavailable_retries)),
+            ("429/503 retries", str(self.unavailable_retries)),
             ("registration time", f"{self.registration_seconds:.1f} s"),
             ("posting time", f"{self.seconds:.1f} s ({rate:.0f} events/s)"),
         ]
@@ -142,7 +142,8 @@ class _Poster:
         self.sleep = sleep
 
     def send(self, upload: Upload) -> httpx.Response:
-        """POST one upload, retrying while ingest answers 503 (Kafka unavailable)."""
+        """POST one upload, retrying after Retry-After while ingest answers 429 (the device's
+        rate limit) or 503 (Kafka unavailable)."""
         headers = {"Authorization": f"Bearer {self.tokens[upload.device_id]}"}
         if len(upload.events) == 1:
             path, body = "/v1/events", upload.events[0]
@@ -156,7 +157,7 @@ class _Poster:
                     f"cannot reach ingest at {self.client.base_url}: {error} "
                     "(is `custody serve ingest` running?)"
                 ) from error
-            if response.status_code != 503 or attempt == UNAVAILABLE_RETRIES:
+            if response.status_code not in (429, 503) or attempt == UNAVAILABLE_RETRIES:
                 return response
             self.report.unavailable_retries += 1
             self.sleep(_retry_after(response))

@@ -1,4 +1,4 @@
-"""The three services as background processes of the local stack (pid and log under var/)."""
+"""The services as background processes of the local stack (pid and log under var/)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import httpx
 from services.settings import Settings
 from services.stack.processes import StackError, read_pid, spawn, terminate, wait_until
 
-SERVICES = ("ingest", "ledger", "consumer", "checkpointer")
+SERVICES = ("ingest", "ledger", "consumer", "checkpointer", "notifier")
 
 
 def _paths(var_dir: Path, name: str) -> tuple[Path, Path]:
@@ -22,7 +22,12 @@ def health_url(settings: Settings, name: str) -> str | None:
         return f"http://{settings.ingest_host}:{settings.ingest_port}/readyz"
     if name == "ledger":
         return f"http://{settings.ledger_host}:{settings.ledger_port}/readyz"
-    return None
+    ops_port = {
+        "consumer": settings.consumer_ops_port,
+        "notifier": settings.notifier_ops_port,
+        "checkpointer": settings.checkpointer_ops_port,
+    }.get(name, 0)
+    return f"http://{settings.ops_host}:{ops_port}/readyz" if ops_port else None
 
 
 def start_services(settings: Settings, *, timeout: float = 60.0) -> dict[str, int]:

@@ -12,6 +12,8 @@ from sqlalchemy import text
 from services.ingest.bootstrap import build_app
 from services.ledger.adapters.database import make_engine
 from services.ledger.bootstrap import build_api, build_consumer
+from services.ledger.domain.custody import CustodyRules
+from services.ledger.rebuild import rebuild_read_model
 from services.settings import Settings
 from tests.support import events as ev
 from tests.support.network import Network, register_network
@@ -84,3 +86,32 @@ def test_posted_event_is_recorded_and_visible_in_the_trail(
             "party_id": "site-a",
             "device_id": "site-a-dev",
         }
+
+
+def test_rebuild_recreates_the_read_model_exactly(
+    env: tuple[Settings, Network], consumer: None
+) -> None:
+    settings, network = env
+    container = ev.unique_container()
+    with TestClient(build_app(settings)) as ingest:
+        for event in (ev.dropoff(container), ev.sealed(container)):
+            response = ingest.post("/v1/events", json=event, headers=network.headers("site-a-dev"))
+            assert response.status_code == 202
+    wait_for(lambda: entry_count(settings, container) == 2, what="2 entries recorded")
+    engine = make_engine(settings.database_url, pool_size=1)
+    columns = "container_id, state, custodian, location_id, entry_count, head_seq, anomalies"
+
+    def snapshot() -> list[tuple[object, ...]]:
+        with engine.connect() as connection:
+            return [
+                tuple(row)
+                for row in connection.execute(
+                    text(f"SELECT {columns} FROM ledger.containers ORDER BY container_id")
+                )
+            ]
+
+    before = snapshot()
+    assert any(row[0] == container and row[1] == "sealed" for row in before)
+    assert rebuild_read_model(engine, CustodyRules()) == len(before)
+    assert snapshot() == before
+    engine.dispose()

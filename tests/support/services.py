@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from services.settings import Settings
+from services.settings import Settings, settings_environment
 from services.stack.processes import free_port
 from tests.support.waiting import wait_for
 
@@ -21,10 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
-    for name, value in settings.model_dump().items():
-        env[f"CUSTODY_{name.upper()}"] = str(value)
-    return env
+    return settings_environment(settings, dict(os.environ))
 
 
 @dataclass
@@ -32,7 +29,7 @@ class ServiceProcess:
     name: str
     process: subprocess.Popen[bytes]
     log: Path
-    url: str | None = None
+    url: str | None = None  # the HTTP API, or the ops endpoint of a worker
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -52,12 +49,22 @@ def start_service(settings: Settings, name: str, log_dir: Path) -> ServiceProces
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
     url = None
+    probe = "/readyz"
     if name == "ingest":
         settings = settings.model_copy(update={"ingest_port": free_port()})
         url = f"http://127.0.0.1:{settings.ingest_port}"
     elif name == "ledger":
         settings = settings.model_copy(update={"ledger_port": free_port()})
         url = f"http://127.0.0.1:{settings.ledger_port}"
+    elif name in ("consumer", "notifier", "checkpointer"):
+        # The ops endpoint (/metrics, /healthz, /readyz); it answers before the worker is
+        # ready, so only liveness is awaited and tests that need more wait for it.
+        ops_port = free_port()
+        settings = settings.model_copy(
+            update={f"{name}_ops_port": ops_port, "ops_host": "127.0.0.1"}
+        )
+        url = f"http://127.0.0.1:{ops_port}"
+        probe = "/healthz"
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.cli.main", "serve", name],
@@ -73,7 +80,7 @@ def start_service(settings: Settings, name: str, log_dir: Path) -> ServiceProces
             if process.poll() is not None:
                 raise AssertionError(f"{name} exited: {log.read_text()[-3000:]}")
             try:
-                return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+                return httpx.get(f"{url}{probe}", timeout=1).status_code == 200
             except httpx.HTTPError:
                 return False
 

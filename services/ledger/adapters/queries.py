@@ -68,6 +68,11 @@ class LedgerQueries:
         self._engine = engine
         self.rules = rules
 
+    @property
+    def engine(self) -> Engine:
+        """For sibling read-side query objects that share this one's connection pool."""
+        return self._engine
+
     def trail(
         self, container_id: str, *, now: datetime, as_of: datetime | None = None
     ) -> CustodyTrail | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-import binascii
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -13,20 +13,25 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from services.contract.events import ContainerId
+from services.contract.events import CONTAINER_ID_PATTERN, ContainerId
+from services.ledger.adapters.event_queries import EventQueries
 from services.ledger.adapters.merkle_log import StoredCheckpoint
 from services.ledger.adapters.proof_queries import ProofQueries, ProofUnavailable
 from services.ledger.adapters.queries import ContainerFilter, LedgerQueries
+from services.ledger.api import deliveries
+from services.ledger.api.dependencies import CSV_MEDIA_TYPE, PRINTABLE, Auditor, attachment
+from services.ledger.api.event_query import event_query_router
 from services.ledger.api.presenters import anomaly_json, entry_json, trail_json
+from services.ledger.api.reports import reports_router
 from services.ledger.domain.checkpoint import CheckpointError, VerifierKey
 from services.ledger.domain.csv_export import TRAIL_COLUMNS, search_rows, trail_rows, write_csv
 from services.ledger.domain.custody import AnomalyCode, ContainerState, CustodyTrail
 from services.ledger.domain.epcis import MEDIA_TYPE as EPCIS_MEDIA_TYPE
 from services.ledger.domain.epcis import epcis_document
 from services.ledger.domain.hashing import format_instant
-from services.registry.principals import ApiUser
+from services.ledger.ui.router import ui_router
 from services.registry.store import RegistryStore
-from services.web.auth import authenticate, require_api_user
+from services.web.openapi import install_openapi, problem_responses
 from services.web.ops import ReadinessCheck, install_ops_routes
 from services.web.problems import Problem, install_problem_handlers
 
@@ -35,7 +40,6 @@ ExportSize = Annotated[int, Query(ge=1, le=500, description="Containers per expo
 AsOf = Annotated[
     datetime | None, Query(description="Only entries recorded at or before this time.")
 ]
-CSV_MEDIA_TYPE = "text/csv"
 
 
 def encode_cursor(container_id: str) -> str:
@@ -46,34 +50,24 @@ def decode_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as error:
+        container_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except ValueError as error:
         raise Problem(400, "Bad cursor", "the cursor is not one this API issued") from error
-
-
-async def current_auditor(request: Request) -> ApiUser:
-    registry: RegistryStore = request.app.state.registry
-    principal = await run_in_threadpool(authenticate, request, registry)
-    return require_api_user(principal)
-
-
-Auditor = Annotated[ApiUser, Depends(current_auditor)]
+    if not re.match(CONTAINER_ID_PATTERN, container_id):
+        raise Problem(400, "Bad cursor", "the cursor is not one this API issued")
+    return container_id
 
 
 def container_filter(
     state: ContainerState | None = None,
-    custodian: Annotated[str | None, Query(max_length=64)] = None,
-    location: Annotated[str | None, Query(max_length=128)] = None,
+    custodian: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE)] = None,
+    location: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
     anomaly: AnomalyCode | None = None,
 ) -> ContainerFilter:
     return ContainerFilter(state, custodian, location, anomaly)
 
 
 Filters = Annotated[ContainerFilter, Depends(container_filter)]
-
-
-def attachment(filename: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{filename}"'}
 
 
 def create_app(
@@ -92,6 +86,7 @@ def create_app(
     install_ops_routes(app, checks)
 
     app.state.registry = registry
+    app.include_router(deliveries.router(queries))
 
     async def recorded_trail(container_id: str, as_of: datetime | None) -> CustodyTrail:
         if as_of is not None and as_of.tzinfo is None:
@@ -103,7 +98,11 @@ def create_app(
             raise Problem(404, "Not found", f"no recorded events for container {container_id!r}")
         return trail
 
-    @app.get("/v1/containers/{container_id}/custody", tags=["custody"])
+    @app.get(
+        "/v1/containers/{container_id}/custody",
+        tags=["custody"],
+        responses=problem_responses(404, 422),
+    )
     async def custody(
         _: Auditor, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
     ) -> dict[str, Any]:
@@ -113,7 +112,10 @@ def create_app(
         "/v1/containers/{container_id}/custody.epcis.json",
         tags=["exports"],
         response_class=JSONResponse,
-        responses={200: {"content": {EPCIS_MEDIA_TYPE: {}}, "description": "EPCISDocument"}},
+        responses={
+            200: {"content": {EPCIS_MEDIA_TYPE: {}}, "description": "EPCISDocument"},
+            **problem_responses(404, 422),
+        },
     )
     async def custody_epcis(
         _: Auditor, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
@@ -131,7 +133,10 @@ def create_app(
         "/v1/containers/{container_id}/custody.csv",
         tags=["exports"],
         response_class=Response,
-        responses={200: {"content": {CSV_MEDIA_TYPE: {}}, "description": "One row per event"}},
+        responses={
+            200: {"content": {CSV_MEDIA_TYPE: {}}, "description": "One row per event"},
+            **problem_responses(404, 422),
+        },
     )
     async def custody_csv(
         _: Auditor, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
@@ -146,7 +151,10 @@ def create_app(
         "/v1/containers.csv",
         tags=["exports"],
         response_class=Response,
-        responses={200: {"content": {CSV_MEDIA_TYPE: {}}, "description": "One row per event"}},
+        responses={
+            200: {"content": {CSV_MEDIA_TYPE: {}}, "description": "One row per event"},
+            **problem_responses(400, 422),
+        },
     )
     async def containers_csv(
         _: Auditor,
@@ -168,7 +176,7 @@ def create_app(
             headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
         return Response(text, media_type=CSV_MEDIA_TYPE, headers=headers)
 
-    @app.get("/v1/containers", tags=["custody"])
+    @app.get("/v1/containers", tags=["custody"], responses=problem_responses(400, 422))
     async def containers(
         _: Auditor,
         flt: Filters,
@@ -197,14 +205,14 @@ def create_app(
         next_cursor = encode_cursor(rows[-1]["container_id"]) if len(rows) == limit else None
         return {"items": items, "next_cursor": next_cursor}
 
-    @app.get("/v1/events/{event_id}", tags=["events"])
+    @app.get("/v1/events/{event_id}", tags=["events"], responses=problem_responses(404, 422))
     async def event(_: Auditor, event_id: UUID) -> dict[str, Any]:
         entry = await run_in_threadpool(queries.entry, event_id)
         if entry is None:
             raise Problem(404, "Not found", f"event {event_id} is not recorded")
         return entry_json(entry)
 
-    @app.get("/v1/anomalies", tags=["custody"])
+    @app.get("/v1/anomalies", tags=["custody"], responses=problem_responses(400, 422))
     async def anomalies(
         _: Auditor,
         code: AnomalyCode | None = None,
@@ -230,7 +238,9 @@ def create_app(
     def unavailable(error: ProofUnavailable) -> Problem:
         return Problem(404, "Not found", str(error))
 
-    @app.get("/v1/events/{event_id}/proof", tags=["integrity"])
+    @app.get(
+        "/v1/events/{event_id}/proof", tags=["integrity"], responses=problem_responses(404, 422)
+    )
     async def event_proof(
         _: Auditor,
         event_id: UUID,
@@ -251,14 +261,14 @@ def create_app(
             "checkpoint": answer.checkpoint.note if answer.checkpoint else None,
         }
 
-    @app.get("/v1/checkpoints/latest", tags=["integrity"])
+    @app.get("/v1/checkpoints/latest", tags=["integrity"], responses=problem_responses(404))
     async def checkpoint_latest(_: Auditor) -> dict[str, Any]:
         latest = await run_in_threadpool(proofs.latest)
         if latest is None:
             raise Problem(404, "Not found", "no checkpoint has been signed yet")
         return checkpoint_json(latest)
 
-    @app.get("/v1/checkpoints/key", tags=["integrity"])
+    @app.get("/v1/checkpoints/key", tags=["integrity"], responses=problem_responses(404))
     async def checkpoint_key() -> dict[str, str]:
         try:
             key = verifier_key()
@@ -266,7 +276,9 @@ def create_app(
             raise Problem(404, "Not found", str(error)) from error
         return {"name": key.name, "verifier_key": str(key)}
 
-    @app.get("/v1/checkpoints/consistency", tags=["integrity"])
+    @app.get(
+        "/v1/checkpoints/consistency", tags=["integrity"], responses=problem_responses(404, 422)
+    )
     async def checkpoint_consistency(
         _: Auditor,
         first: Annotated[int, Query(ge=1)],
@@ -284,7 +296,11 @@ def create_app(
             "consistency_proof": [item.hex() for item in proof],
         }
 
-    @app.get("/v1/containers/{container_id}/bundle", tags=["integrity"])
+    @app.get(
+        "/v1/containers/{container_id}/bundle",
+        tags=["integrity"],
+        responses=problem_responses(404, 422),
+    )
     async def bundle(
         _: Auditor,
         container_id: Annotated[ContainerId, Path()],
@@ -301,6 +317,11 @@ def create_app(
             headers={"Content-Disposition": f'attachment; filename="{container_id}.bundle.json"'},
         )
 
+    app.include_router(event_query_router(EventQueries.sharing(queries), registry))
+    app.include_router(ui_router(registry, queries, proofs, verifier_key))
+
+    app.include_router(reports_router(queries))
+    install_openapi(app)
     return app
 
 

@@ -1,0 +1,33 @@
+"""What every ledger API router shares: the auditor dependency and download headers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
+
+from services.registry.principals import ApiUser
+from services.registry.store import RegistryStore
+from services.web.auth import API_TOKEN, authenticate_request, require_api_user
+
+CSV_MEDIA_TYPE = "text/csv"
+#: Query text: no control characters. No recorded id or location has one, and PostgreSQL
+#: cannot even be asked about U+0000.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+
+async def current_auditor(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(API_TOKEN)] = None,
+) -> ApiUser:
+    """An auditor or admin token (the registry is set on app.state by create_app)."""
+    registry: RegistryStore = request.app.state.registry
+    return require_api_user(await authenticate_request(request, registry))
+
+
+Auditor = Annotated[ApiUser, Depends(current_auditor)]
+
+
+def attachment(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"'}
