@@ -1,0 +1,201 @@
+"""Auditor queries at scale (trail, search, inclusion proof, bundle) and Merkle append cost."""
+
+from __future__ import annotations
+
+import random
+import time
+import zlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from bench.service_process import peak_rss_mb, start, stop, wait_ready
+from bench.stats import Figure, percentile
+from bench.workload import ORIGINS, lives
+from services.ledger.adapters.database import make_engine
+from services.ledger.adapters.ledger_store import LedgerStore
+from services.ledger.adapters.merkle_log import tree_size
+from services.ledger.adapters.merkle_store import append_leaves
+from services.ledger.checkpointer import Checkpointer
+from services.ledger.consumer.decode import IncomingMessage, decode
+from services.ledger.domain.custody import CustodyRules
+from services.registry.principals import ApiRole
+from services.registry.store import RegistryStore
+from services.settings import Settings
+from services.stack.ephemeral import EphemeralStack
+from services.stack.processes import free_port
+
+CHUNK_CONTAINERS = 1000
+
+
+def load_ledger(settings: Settings, containers: int) -> float:
+    """Append through the real store path (hashing, Merkle, read model), Kafka left out."""
+    engine = make_engine(settings.database_url, pool_size=2)
+    store = LedgerStore(engine, group="bench-load", rules=CustodyRules(), cache_containers=5000)
+    offsets = [0] * settings.topic_partitions
+    received = datetime.now(UTC).isoformat()
+    started = time.perf_counter()
+    pending = []
+    with Progress(
+        TextColumn("loading ledger"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+    ) as progress:
+        task = progress.add_task("containers", total=containers)
+        for number, (container, events) in enumerate(lives(containers, prefix="BQ"), 1):
+            key = container.encode()
+            partition = zlib.crc32(key) % settings.topic_partitions
+            for role, event in events:
+                value = orjson.dumps(
+                    {"event": event, "received_at": received, "origin": ORIGINS[role]}
+                )
+                pending.append(
+                    decode(
+                        IncomingMessage(settings.topic, partition, offsets[partition], key, value)
+                    )
+                )
+                offsets[partition] += 1
+            if number % CHUNK_CONTAINERS == 0 or number == containers:
+                positions = {(settings.topic, p): o for p, o in enumerate(offsets) if o}
+                store.append_batch(pending, [], positions)
+                pending = []
+                progress.update(task, completed=number)
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return containers * 5 / elapsed
+
+
+def merkle_append_cost(settings: Settings, runs: int, leaves: int = 2000) -> list[float]:
+    """µs per entry to extend the stored tree at its current size (rolled back each time)."""
+    engine = make_engine(settings.database_url, pool_size=1)
+    costs = []
+    for _ in range(runs):
+        with engine.connect() as connection:
+            transaction = connection.begin()
+            size = tree_size(connection)
+            batch = [random.randbytes(32) for _ in range(leaves)]
+            started = time.perf_counter()
+            append_leaves(connection, size, batch)
+            costs.append((time.perf_counter() - started) / leaves * 1e6)
+            transaction.rollback()
+    engine.dispose()
+    return costs
+
+
+def timed(client: httpx.Client, paths: list[str]) -> list[float]:
+    samples = []
+    for path in paths:
+        started = time.perf_counter()
+        response = client.get(path)
+        samples.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
+    return samples
+
+
+def run(
+    stack: EphemeralStack, *, containers: int, runs: int, requests: int, logs: Path
+) -> list[Figure]:
+    settings = stack.settings(ledger_port=free_port())
+    load_rate = load_ledger(settings, containers)
+    engine = make_engine(settings.database_url, pool_size=1)
+    Checkpointer(
+        engine,
+        Ed25519PrivateKey.generate(),
+        origin=settings.log_origin,
+        interval_s=1,
+        every_entries=1,
+    ).checkpoint_now()
+    token = RegistryStore(engine).add_api_token("bench-auditor", ApiRole.AUDITOR)
+    with engine.connect() as connection:
+        event_ids = [
+            str(row[0])
+            for row in connection.exec_driver_sql(
+                "SELECT event_id FROM ledger.entries TABLESAMPLE SYSTEM (1) LIMIT 5000"
+            )
+        ]
+    engine.dispose()
+    merkle = merkle_append_cost(settings, runs)
+    url = f"http://127.0.0.1:{settings.ledger_port}"
+    process = start(settings, "ledger", logs / "ledger.log")
+    figures: dict[str, list[tuple[float, float]]] = {
+        k: [] for k in ("trail", "search", "proof", "bundle")
+    }
+    try:
+        wait_ready(url, process)
+        client = httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+        rng = random.Random(7)
+        timed(
+            client,
+            [f"/v1/containers/BQ-{rng.randrange(containers):07d}/custody" for _ in range(50)],
+        )  # warm-up
+        for index in range(runs):
+            ids = [f"BQ-{rng.randrange(containers):07d}" for _ in range(requests)]
+            samples = {
+                "trail": timed(client, [f"/v1/containers/{c}/custody" for c in ids]),
+                "search": timed(
+                    client,
+                    ["/v1/containers?state=processed&custodian=plant-a&limit=50" for _ in ids],
+                ),
+                "proof": timed(client, [f"/v1/events/{rng.choice(event_ids)}/proof" for _ in ids]),
+                "bundle": timed(client, [f"/v1/containers/{c}/bundle" for c in ids]),
+            }
+            for name, values in samples.items():
+                figures[name].append((percentile(values, 0.5), percentile(values, 0.99)))
+            print(
+                f"  query run {index + 1}: "
+                + ", ".join(f"{k} p99 {v[-1][1]:.1f} ms" for k, v in figures.items()),
+                flush=True,
+            )
+        rss = peak_rss_mb(process.pid)
+    finally:
+        stop(process)
+    scale = f"{containers * 5:,} entries over {containers:,} containers, {requests} requests/run"
+    result = [
+        Figure(
+            "ledger load through the store (no Kafka)",
+            "events/s",
+            [load_rate],
+            note="used to fill the ledger for the query figures",
+        )
+    ]
+    labels = {
+        "trail": "custody trail",
+        "search": "container search",
+        "proof": "inclusion proof",
+        "bundle": "bundle",
+    }
+    for name, label in labels.items():
+        result.append(
+            Figure(
+                f"{label} p50",
+                "ms",
+                [p50 for p50, _ in figures[name]],
+                higher_is_better=False,
+                note=scale,
+            )
+        )
+        result.append(
+            Figure(
+                f"{label} p99",
+                "ms",
+                [p99 for _, p99 in figures[name]],
+                higher_is_better=False,
+                note=scale,
+            )
+        )
+    result.append(
+        Figure(
+            "Merkle maintenance per appended entry",
+            "µs",
+            merkle,
+            higher_is_better=False,
+            note=f"2,000 leaves appended at tree size {containers * 5:,}",
+        )
+    )
+    result.append(Figure("ledger API peak RSS", "MB", [rss], higher_is_better=False))
+    return result

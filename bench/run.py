@@ -1,0 +1,67 @@
+"""One command for every benchmark: `python -m bench.run [--quick]` (or `make bench`)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bench import consumer_bench, e2e_bench, ingest_bench, query_bench
+from bench.stats import Figure, write_results
+from services.stack.ephemeral import start_ephemeral_stack, stop_ephemeral_stack
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(
+    quick: Annotated[bool, typer.Option(help="Smaller sizes, for a check in minutes.")] = False,
+    containers: Annotated[int, typer.Option(help="Containers for the query figures.")] = 200_000,
+    runs: Annotated[int, typer.Option(min=1)] = 5,
+    only: Annotated[str, typer.Option(help="Comma list of: ingest, consumer, queries, e2e.")] = "",
+) -> None:
+    if quick:
+        containers = min(containers, 10_000)
+    parts = set(only.split(",")) if only else {"ingest", "consumer", "queries", "e2e"}
+    stack, root = start_ephemeral_stack(prefix="custody-bench-")
+    logs = Path(tempfile.mkdtemp(prefix="custody-bench-logs-"))
+    figures: list[Figure] = []
+    try:
+        if "ingest" in parts:
+            print("ingest …", flush=True)
+            figures += ingest_bench.run(
+                stack,
+                events=5_000 if quick else 20_000,
+                runs=runs,
+                seconds=5 if quick else 10,
+                logs=logs,
+            )
+        if "consumer" in parts:
+            print("ledger consumer …", flush=True)
+            figures += consumer_bench.run(
+                stack,
+                events=5_000 if quick else 20_000,
+                runs=runs,
+                naive_events=1_000 if quick else 3_000,
+            )
+        if "e2e" in parts:
+            print("end to end at a steady 2,000 events/s …", flush=True)
+            figures += e2e_bench.run(
+                stack, rate=2_000, seconds=15 if quick else 60, runs=runs, logs=logs
+            )
+        if "queries" in parts:
+            print(f"queries at {containers * 5:,} entries …", flush=True)
+            figures += query_bench.run(
+                stack, containers=containers, runs=runs, requests=100 if quick else 300, logs=logs
+            )
+    finally:
+        stop_ephemeral_stack(stack, root)
+    command = "python -m bench.run " + " ".join(sys.argv[1:])
+    table = write_results(figures, RESULTS, command.strip())
+    print(table.read_text())
+
+
+if __name__ == "__main__":
+    typer.run(main)

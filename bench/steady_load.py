@@ -1,0 +1,132 @@
+"""Steady load, run as its own process: POST batches at a fixed event rate and time each
+sampled event from its POST until the ledger's custody trail shows it.
+
+python -m bench.steady_load INGEST_URL LEDGER_URL DEVICE_TOKEN AUDITOR_TOKEN RATE SECONDS BATCH
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import orjson
+
+SAMPLE_EVERY = 2  # batches; the first event of each sampled batch is followed to the trail
+TRAIL_POLL_S = 0.01
+
+
+def dropoff(number: int, prefix: str) -> dict[str, object]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": "dropoff",
+        "container_id": f"{prefix}-{number:07d}",
+        "occurred_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+        "location_id": "loc-bench",
+        "chemistry": "li_ion",
+        "battery_count": 40,
+    }
+
+
+async def follow(ledger: httpx.AsyncClient, container: str, sent_at: float) -> float:
+    while True:
+        response = await ledger.get(f"/v1/containers/{container}/custody")
+        if response.status_code == 200:
+            return time.perf_counter() - sent_at
+        if response.status_code != 404:
+            raise SystemExit(f"trail {response.status_code}: {response.text[:300]}")
+        await asyncio.sleep(TRAIL_POLL_S)
+
+
+async def main(
+    ingest_url: str,
+    ledger_url: str,
+    device_token: str,
+    auditor_token: str,
+    rate: float,
+    seconds: float,
+    batch: int,
+) -> None:
+    prefix = f"E{uuid.uuid4().hex[:6]}"
+    requests = int(rate * seconds / batch)
+    interval = batch / rate
+    headers = {"Authorization": f"Bearer {device_token}", "Content-Type": "application/json"}
+    visible: list[float] = []
+    post_latency: list[float] = []
+    behind: list[float] = []
+    last_ack = 0.0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with (
+        httpx.AsyncClient(base_url=ingest_url, limits=limits, timeout=60) as ingest,
+        httpx.AsyncClient(
+            base_url=ledger_url,
+            headers={"Authorization": f"Bearer {auditor_token}"},
+            limits=limits,
+            timeout=60,
+        ) as ledger,
+    ):
+
+        async def send(number: int) -> None:
+            nonlocal last_ack
+            events = [dropoff(number * batch + offset, prefix) for offset in range(batch)]
+            sent_at = time.perf_counter()
+            response = await ingest.post(
+                "/v1/events/batch", content=orjson.dumps({"events": events}), headers=headers
+            )
+            post_latency.append(time.perf_counter() - sent_at)
+            if response.status_code != 200:
+                raise SystemExit(f"ingest {response.status_code}: {response.text[:300]}")
+            last_ack = max(last_ack, time.perf_counter())
+            if number % SAMPLE_EVERY == 0:
+                visible.append(await follow(ledger, str(events[0]["container_id"]), sent_at))
+
+        started = time.perf_counter()
+        tasks = []
+        for number in range(requests):
+            due = started + number * interval
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                behind.append(-delay)
+            tasks.append(asyncio.create_task(send(number)))
+        await asyncio.gather(*tasks)
+    visible.sort()
+    post_latency.sort()
+
+    def percentile(samples: list[float], fraction: float) -> float:
+        return samples[min(len(samples) - 1, int(len(samples) * fraction))] * 1000
+
+    print(
+        json.dumps(
+            {
+                "offered_events_per_s": rate,
+                "acknowledged_events_per_s": requests * batch / (last_ack - started),
+                "samples": len(visible),
+                "visible_p50_ms": percentile(visible, 0.5),
+                "visible_p99_ms": percentile(visible, 0.99),
+                "post_p50_ms": percentile(post_latency, 0.5),
+                "post_p99_ms": percentile(post_latency, 0.99),
+                "max_schedule_lag_ms": max(behind, default=0.0) * 1000,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    ingest_url, ledger_url, device_token, auditor_token, rate, seconds, batch = sys.argv[1:8]
+    asyncio.run(
+        main(
+            ingest_url,
+            ledger_url,
+            device_token,
+            auditor_token,
+            float(rate),
+            float(seconds),
+            int(batch),
+        )
+    )
