@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -27,40 +28,47 @@ def main(
     parts = set(only.split(",")) if only else {"ingest", "consumer", "queries", "e2e"}
     stack, root = start_ephemeral_stack(prefix="custody-bench-")
     logs = Path(tempfile.mkdtemp(prefix="custody-bench-logs-"))
+    benches: dict[str, Callable[[], list[Figure]]] = {
+        "ingest": lambda: ingest_bench.run(
+            stack,
+            events=5_000 if quick else 20_000,
+            runs=runs,
+            seconds=5 if quick else 10,
+            logs=logs,
+        ),
+        "consumer": lambda: consumer_bench.run(
+            stack,
+            events=5_000 if quick else 20_000,
+            runs=runs,
+            naive_events=1_000 if quick else 3_000,
+        ),
+        "e2e": lambda: e2e_bench.run(
+            stack, rate=2_000, seconds=15 if quick else 60, runs=runs, logs=logs
+        ),
+        "queries": lambda: query_bench.run(
+            stack, containers=containers, runs=runs, requests=100 if quick else 300, logs=logs
+        ),
+    }
     figures: list[Figure] = []
+    failed: list[str] = []
     try:
-        if "ingest" in parts:
-            print("ingest …", flush=True)
-            figures += ingest_bench.run(
-                stack,
-                events=5_000 if quick else 20_000,
-                runs=runs,
-                seconds=5 if quick else 10,
-                logs=logs,
-            )
-        if "consumer" in parts:
-            print("ledger consumer …", flush=True)
-            figures += consumer_bench.run(
-                stack,
-                events=5_000 if quick else 20_000,
-                runs=runs,
-                naive_events=1_000 if quick else 3_000,
-            )
-        if "e2e" in parts:
-            print("end to end at a steady 2,000 events/s …", flush=True)
-            figures += e2e_bench.run(
-                stack, rate=2_000, seconds=15 if quick else 60, runs=runs, logs=logs
-            )
-        if "queries" in parts:
-            print(f"queries at {containers * 5:,} entries …", flush=True)
-            figures += query_bench.run(
-                stack, containers=containers, runs=runs, requests=100 if quick else 300, logs=logs
-            )
+        for name, bench in benches.items():
+            if name not in parts:
+                continue
+            print(f"{name} …", flush=True)
+            try:
+                figures += bench()
+            except Exception as error:  # one broken part must not discard the others' figures
+                print(f"  {name} failed: {error}", flush=True)
+                failed.append(name)
     finally:
         stop_ephemeral_stack(stack, root)
     command = "python -m bench.run " + " ".join(sys.argv[1:])
     table = write_results(figures, RESULTS, command.strip())
     print(table.read_text())
+    if failed:
+        print(f"failed: {', '.join(failed)} (service logs in {logs})")
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":
