@@ -103,7 +103,7 @@ class LedgerStore:
         *,
         group: str,
         rules: CustodyRules,
-        cache_containers: int = 20_000,
+        cache_containers: int = 5_000,
     ) -> None:
         self._engine = engine
         self._group = group
