@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from math import floor
 from typing import Any
 
 import httpx
@@ -23,7 +22,6 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, text
-from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
 from services.cli import main as cli
@@ -38,6 +36,7 @@ from tests.support import events as ev
 from tests.support.network import Network, register_network
 from tests.support.stack import LiveStack
 from tests.support.waiting import wait_for
+from tests.support.webhook_signing import signed_headers
 
 pytestmark = pytest.mark.integration
 
@@ -90,20 +89,6 @@ def receipt(container_id: str, **data: Any) -> bytes:
     }
     fields.update(data)
     return orjson.dumps({"type": "receipt.acknowledged", "timestamp": ev.at(6.1), "data": fields})
-
-
-def signed(
-    body: bytes, secret: str, *, msg_id: str | None = None, at: datetime | None = None
-) -> dict[str, str]:
-    """Standard Webhooks headers, the signature made by the reference library."""
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    at = at or datetime.now(UTC)
-    return {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(floor(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, at, body.decode()),
-    }
 
 
 def post(env: Env, party: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -193,7 +178,7 @@ def test_a_signed_receipt_is_accepted_and_appears_in_the_trail(env: Env, consume
     container = ev.unique_container("WH")
     live_until_intake(env, container)
     body = receipt(container)
-    headers = signed(body, env.secret)
+    headers = signed_headers(body, env.secret)
     response = post(env, "plant-a", body, headers)
     assert response.status_code == 202, response.text
     event_id = str(webhook_event_id("plant-a", headers["webhook-id"]))
@@ -227,7 +212,7 @@ Case = Callable[[Env], tuple[str, bytes, dict[str, str]]]
 
 def good(env: Env) -> tuple[str, bytes, dict[str, str]]:
     body = receipt(BAD)
-    return "plant-a", body, signed(body, env.secret)
+    return "plant-a", body, signed_headers(body, env.secret)
 
 
 def with_headers(**changes: str | None) -> Case:
@@ -252,13 +237,13 @@ def bad_signature(env: Env) -> tuple[str, bytes, dict[str, str]]:
 
 def wrong_secret(env: Env) -> tuple[str, bytes, dict[str, str]]:
     body = receipt(BAD)
-    return "plant-a", body, signed(body, new_webhook_secret())
+    return "plant-a", body, signed_headers(body, new_webhook_secret())
 
 
 def signed_at(offset: timedelta) -> Case:
     def make(env: Env) -> tuple[str, bytes, dict[str, str]]:
         body = receipt(BAD)
-        return "plant-a", body, signed(body, env.secret, at=datetime.now(UTC) + offset)
+        return "plant-a", body, signed_headers(body, env.secret, at=datetime.now(UTC) + offset)
 
     return make
 
@@ -278,7 +263,7 @@ def to_party(party: str) -> Case:
 
 def signed_body(body: bytes) -> Case:
     def make(env: Env) -> tuple[str, bytes, dict[str, str]]:
-        return "plant-a", body, signed(body, env.secret)
+        return "plant-a", body, signed_headers(body, env.secret)
 
     return make
 
@@ -351,9 +336,11 @@ def test_a_replayed_webhook_id_is_accepted_and_recorded_once(env: Env, consumer:
         env,
         "plant-a",
         body,
-        signed(body, env.secret, msg_id=msg_id, at=datetime.now(UTC) - timedelta(seconds=60)),
+        signed_headers(
+            body, env.secret, msg_id=msg_id, at=datetime.now(UTC) - timedelta(seconds=60)
+        ),
     )
-    again = post(env, "plant-a", body, signed(body, env.secret, msg_id=msg_id))
+    again = post(env, "plant-a", body, signed_headers(body, env.secret, msg_id=msg_id))
     assert first.status_code == again.status_code == 202, (first.text, again.text)
     assert first.json() == again.json()
 
@@ -374,12 +361,17 @@ def test_a_webhook_id_reused_for_another_body_is_parked_as_a_conflict(
     msg_id = f"msg_{uuid.uuid4().hex}"
     original, changed = receipt(container), receipt(container, accepted_weight_kg=80.0)
     assert (
-        post(env, "plant-a", original, signed(original, env.secret, msg_id=msg_id)).status_code
+        post(
+            env, "plant-a", original, signed_headers(original, env.secret, msg_id=msg_id)
+        ).status_code
         == 202
     )
     wait_for(lambda: entries_of(env, container) == 5, what="5 entries recorded")
     assert (
-        post(env, "plant-a", changed, signed(changed, env.secret, msg_id=msg_id)).status_code == 202
+        post(
+            env, "plant-a", changed, signed_headers(changed, env.secret, msg_id=msg_id)
+        ).status_code
+        == 202
     )
 
     wait_for(lambda: caught_up(env), what="the consumer to reach the end of the topic")
@@ -401,7 +393,7 @@ def test_rotation_keeps_the_previous_secret_valid_for_the_grace_period_only(
     body = receipt(container)
 
     def attempt(secret: str, msg_id: str | None = None) -> int:
-        return post(env, "plant-r", body, signed(body, secret, msg_id=msg_id)).status_code
+        return post(env, "plant-r", body, signed_headers(body, secret, msg_id=msg_id)).status_code
 
     first = env.registry.rotate_plant_secret("plant-r", timedelta(0))
     assert attempt(first) == 202
@@ -442,15 +434,15 @@ def test_cli_rotate_secret_prints_the_new_secret_once(
         assert "shown once" in result.stderr
         assert "24 h" in result.stderr
         body = receipt(ev.unique_container("WH"))
-        assert post(env, "plant-cli", body, signed(body, secret)).status_code == 202
+        assert post(env, "plant-cli", body, signed_headers(body, secret)).status_code == 202
 
         result = runner.invoke(
             cli.app, ["plants", "rotate-secret", "--party", "plant-cli", "--grace-hours", "0"]
         )
         assert result.exit_code == 0, result.output
         newer = result.stdout.strip()
-        assert post(env, "plant-cli", body, signed(body, secret)).status_code == 401
-        assert post(env, "plant-cli", body, signed(body, newer)).status_code == 202
+        assert post(env, "plant-cli", body, signed_headers(body, secret)).status_code == 401
+        assert post(env, "plant-cli", body, signed_headers(body, newer)).status_code == 202
 
         refused = runner.invoke(cli.app, ["plants", "rotate-secret", "--party", "site-a"])
         assert refused.exit_code == 1
