@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, func, null, select, update
+from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from services.ledger.adapters import tables
@@ -91,19 +91,13 @@ def report_facts_columns(facts: ContainerFacts) -> dict[str, object]:
     }
 
 
-_NO_REPORT_FACTS: dict[str, object] = {
-    "report_facts": null(),  # SQL NULL, not the JSON null a None would be
-    **dict.fromkeys(("shipment_id", "pickup_at", "intake_at", "receipt_at")),
-}
-
-
 def upsert_trails(connection: Connection, trails: Iterable[CustodyTrail]) -> None:
     rows = []
     stateless = []
     for trail in trails:
         if trail.state is None or trail.head_seq is None or trail.last_occurred_at is None:
-            # No effective event gave it a state (say all were corrected): a row written
-            # earlier keeps its other columns, but it has no report facts any more.
+            # No effective event gives it a state (say all were corrected): like a rebuild,
+            # the read model holds no row for it; its entries stay in the ledger.
             stateless.append(trail.container_id)
             continue
         stored_codes = sorted(
@@ -127,11 +121,7 @@ def upsert_trails(connection: Connection, trails: Iterable[CustodyTrail]) -> Non
         )
     if stateless:
         containers = tables.containers
-        connection.execute(
-            update(containers)
-            .where(containers.c.container_id.in_(stateless))
-            .values(_NO_REPORT_FACTS)
-        )
+        connection.execute(delete(containers).where(containers.c.container_id.in_(stateless)))
     if not rows:
         return
     statement = insert(tables.containers)
