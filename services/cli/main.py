@@ -241,19 +241,20 @@ def keys_init(
     print(verifier)
 
 
+def counting_progress(label: str) -> Progress:
+    """A bar with done/total and the time remaining, on stderr."""
+    return Progress(
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=errors
+    )
+
+
 @app.command()
 def rebuild() -> None:
     """Recompute the containers read model from the ledger entries (they are never changed)."""
     settings = get_settings()
     engine = make_engine(settings.database_url, pool_size=1)
     total = count_containers(engine)
-    with Progress(
-        TextColumn("rebuilding"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=errors,
-    ) as progress:
+    with counting_progress("rebuilding") as progress:
         task = progress.add_task("containers", total=total)
         done = rebuild_read_model(
             engine,
@@ -316,13 +317,7 @@ def audit(
     engine = make_engine(settings.database_url, pool_size=1)
     with engine.connect() as connection:
         total = tree_size(connection)
-    with Progress(
-        TextColumn("auditing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=errors,
-    ) as progress:
+    with counting_progress("auditing") as progress:
         task = progress.add_task("entries", total=total)
         report = audit_ledger(
             engine, verifier, on_entry=lambda seq: progress.update(task, completed=seq + 1)

@@ -44,12 +44,8 @@ from sqlalchemy import Connection, Engine, and_, func, select, update
 from standardwebhooks import Webhook
 
 from services.ledger.adapters.database import make_engine
-from services.ledger.adapters.outbox import (
-    NotificationStatus,
-    outbox,
-    plant_endpoints,
-    webhook_deliveries,
-)
+from services.ledger.adapters.outbox import NotificationStatus
+from services.ledger.adapters.tables import outbox, plant_endpoints, webhook_deliveries
 from services.ledger.domain.hashing import format_instant
 from services.settings import Settings, get_settings
 

@@ -17,24 +17,16 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 import httpx
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    Column,
     Connection,
-    DateTime,
     Engine,
-    Integer,
-    Table,
-    Text,
-    Uuid,
     func,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 
 from services.contract.events import Pickup, Sealed
-from services.ledger.adapters.tables import metadata
+from services.ledger.adapters.tables import outbox, plant_endpoints, webhook_deliveries
 from services.ledger.domain.append import NewEntry
 from services.ledger.domain.custody import reconstruct
 from services.ledger.domain.entries import RecordedEntry
@@ -53,52 +45,6 @@ class NotificationStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     DISABLED = "disabled"
-
-
-plant_endpoints = Table(
-    "plant_endpoints",
-    metadata,
-    Column("party_id", Text, primary_key=True),
-    Column("url", Text, nullable=False),
-    Column("secret", Text, nullable=False),
-    Column("enabled", Boolean, nullable=False),
-    Column("disabled_reason", Text),
-    Column("created_at", DateTime(timezone=True)),
-    Column("updated_at", DateTime(timezone=True)),
-    schema="registry",
-)
-
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", BigInteger, primary_key=True),
-    Column("entry_seq", BigInteger, nullable=False),
-    Column("event_id", Uuid, nullable=False),
-    Column("party_id", Text, nullable=False),
-    Column("kind", Text, nullable=False),
-    Column("payload", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True)),
-    Column("status", Text, nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("next_attempt_at", DateTime(timezone=True)),
-    Column("delivered_at", DateTime(timezone=True)),
-    schema="ledger",
-)
-
-webhook_deliveries = Table(
-    "webhook_deliveries",
-    metadata,
-    Column("id", BigInteger, primary_key=True),
-    Column("outbox_id", BigInteger, nullable=False),
-    Column("attempt", Integer, nullable=False),
-    Column("attempted_at", DateTime(timezone=True), nullable=False),
-    Column("url", Text, nullable=False),
-    Column("status_code", Integer),
-    Column("error", Text),
-    Column("duration_ms", Integer, nullable=False),
-    Column("next_attempt_at", DateTime(timezone=True)),
-    schema="ledger",
-)
 
 
 # --- writing the outbox (inside the append transaction) ----------------------------------------

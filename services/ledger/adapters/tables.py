@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Integer,
@@ -139,5 +140,51 @@ checkpoints = Table(
     Column("key_name", Text, nullable=False),
     Column("note", Text, nullable=False),
     Column("created_at", DateTime(timezone=True)),
+    schema="ledger",
+)
+
+# Plant notifications (services/ledger/adapters/outbox.py): endpoints, outbox, delivery log.
+plant_endpoints = Table(
+    "plant_endpoints",
+    metadata,
+    Column("party_id", Text, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", Text),
+    Column("created_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),
+    schema="registry",
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("entry_seq", BigInteger, nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("party_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    Column("status", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("delivered_at", DateTime(timezone=True)),
+    schema="ledger",
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("attempted_at", DateTime(timezone=True), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True)),
     schema="ledger",
 )
