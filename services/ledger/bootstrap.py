@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from services.gc_tuning import tune_for_throughput
 from services.ledger.adapters.database import make_engine
 from services.ledger.adapters.ledger_store import LedgerStore
 from services.ledger.adapters.proof_queries import ProofQueries
@@ -74,7 +75,7 @@ def build_consumer(settings: Settings | None = None) -> LedgerConsumer:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, pool_size=2, application_name="custody-consumer")
     store = LedgerStore(engine, group=settings.consumer_group, rules=custody_rules(settings))
-    return LedgerConsumer(
+    consumer = LedgerConsumer(
         store=store,
         bootstrap=settings.kafka_bootstrap,
         topic=settings.topic,
@@ -83,6 +84,8 @@ def build_consumer(settings: Settings | None = None) -> LedgerConsumer:
         batch_max=settings.consumer_batch_max,
         poll_ms=settings.consumer_poll_ms,
     )
+    tune_for_throughput()
+    return consumer
 
 
 def database_ping(settings: Settings, application_name: str) -> Callable[[], None]:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 
 from services.ledger.adapters import tables
+from services.ledger.adapters.array_match import matches_any
 from services.ledger.adapters.bulk_copy import copy_rows, jsonb
 from services.ledger.adapters.merkle_store import append_leaves
 from services.ledger.adapters.outbox import enqueue_notifications
@@ -207,7 +208,7 @@ class LedgerStore:
             recorded_bodies = dict(
                 connection.execute(
                     select(entries.c.event_id, entries.c.body).where(
-                        entries.c.event_id.in_(event_ids)
+                        matches_any(entries.c.event_id, event_ids)
                     )
                 ).all()
             )
@@ -217,7 +218,7 @@ class LedgerStore:
                 container_id: bytes(digest)
                 for container_id, digest in connection.execute(
                     select(entries.c.container_id, entries.c.entry_hash)
-                    .where(entries.c.container_id.in_(container_ids))
+                    .where(matches_any(entries.c.container_id, container_ids))
                     .ext(distinct_on(entries.c.container_id))
                     .order_by(entries.c.container_id, entries.c.seq.desc())
                 )

@@ -11,10 +11,11 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Connection, delete, select
 
 from services.ledger.adapters import tables
+from services.ledger.adapters.array_match import matches_any
+from services.ledger.adapters.bulk_copy import jsonb, merge_rows
 from services.ledger.adapters.entry_rows import recorded_entry
 from services.ledger.domain.custody import (
     TIME_BASED_CODES,
@@ -33,7 +34,7 @@ def load_entries(
 ) -> dict[str, list[RecordedEntry]]:
     query = (
         select(tables.entries)
-        .where(tables.entries.c.container_id.in_(list(container_ids)))
+        .where(matches_any(tables.entries.c.container_id, container_ids))
         .order_by(tables.entries.c.seq)
     )
     if up_to_seq is not None:
@@ -50,7 +51,7 @@ def load_conflicts(
     rejected = tables.rejected
     rows = connection.execute(
         select(rejected.c.event_id, rejected.c.container_id, rejected.c.rejected_at).where(
-            rejected.c.container_id.in_(list(container_ids)),
+            matches_any(rejected.c.container_id, container_ids),
             rejected.c.reason_code == DUPLICATE_CONFLICT,
         )
     )
@@ -81,6 +82,25 @@ def refresh_containers(
         upsert_trails(connection, trails(connection, container_ids, now=now, rules=rules).values())
 
 
+CONTAINER_COLUMNS = (
+    "container_id",
+    "state",
+    "custodian",
+    "location_id",
+    "first_dropoff_at",
+    "state_since",
+    "last_occurred_at",
+    "entry_count",
+    "head_seq",
+    "anomalies",
+    "report_facts",
+    "shipment_id",
+    "pickup_at",
+    "intake_at",
+    "receipt_at",
+)
+
+
 def report_facts_columns(facts: ContainerFacts) -> dict[str, object]:
     return {
         "report_facts": facts_document(facts),
@@ -91,6 +111,32 @@ def report_facts_columns(facts: ContainerFacts) -> dict[str, object]:
     }
 
 
+def _container_row(trail: CustodyTrail) -> tuple[object, ...]:
+    assert trail.state is not None
+    stored_codes = sorted(
+        {anomaly.code.value for anomaly in trail.anomalies}
+        - {code.value for code in TIME_BASED_CODES}
+    )
+    facts = report_facts_columns(container_facts(trail))
+    return (
+        trail.container_id,
+        trail.state.value,
+        trail.custodian,
+        trail.location_id,
+        trail.first_dropoff_at,
+        trail.state_since,
+        trail.last_occurred_at,
+        len(trail.events),
+        trail.head_seq,
+        stored_codes,
+        jsonb(facts["report_facts"]),
+        facts["shipment_id"],
+        facts["pickup_at"],
+        facts["intake_at"],
+        facts["receipt_at"],
+    )
+
+
 def upsert_trails(connection: Connection, trails: Iterable[CustodyTrail]) -> None:
     rows = []
     stateless = []
@@ -99,39 +145,17 @@ def upsert_trails(connection: Connection, trails: Iterable[CustodyTrail]) -> Non
             # No effective event gives it a state (say all were corrected): like a rebuild,
             # the read model holds no row for it; its entries stay in the ledger.
             stateless.append(trail.container_id)
-            continue
-        stored_codes = sorted(
-            {anomaly.code.value for anomaly in trail.anomalies}
-            - {code.value for code in TIME_BASED_CODES}
-        )
-        rows.append(
-            {
-                "container_id": trail.container_id,
-                "state": trail.state.value,
-                "custodian": trail.custodian,
-                "location_id": trail.location_id,
-                "first_dropoff_at": trail.first_dropoff_at,
-                "state_since": trail.state_since,
-                "last_occurred_at": trail.last_occurred_at,
-                "entry_count": len(trail.events),
-                "head_seq": trail.head_seq,
-                "anomalies": stored_codes,
-                **report_facts_columns(container_facts(trail)),
-            }
-        )
+        else:
+            rows.append(_container_row(trail))
     if stateless:
         containers = tables.containers
         connection.execute(delete(containers).where(containers.c.container_id.in_(stateless)))
-    if not rows:
-        return
-    statement = insert(tables.containers)
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=[tables.containers.c.container_id],
-            set_={
-                **{column: statement.excluded[column] for column in rows[0]},
-                "updated_at": func.now(),
-            },
-        ),
-        rows,
-    )
+    if rows:
+        merge_rows(
+            connection,
+            "ledger.containers",
+            CONTAINER_COLUMNS,
+            rows,
+            key="container_id",
+            also_set={"updated_at": "now()"},
+        )
