@@ -6,6 +6,8 @@ import hashlib
 from datetime import UTC, datetime
 
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.contract import Envelope, Origin, OriginKind, parse_event
 from services.contract.events import event_body
@@ -33,6 +35,17 @@ def test_entry_hash_is_sha256_of_zero_byte_and_canonical_json() -> None:
 def test_format_instant_is_utc_with_microseconds() -> None:
     moment = datetime.fromisoformat("2026-11-02T09:30:00.5+01:00")
     assert format_instant(moment) == "2026-11-02T08:30:00.500000Z"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.datetimes(timezones=st.timezones()))
+def test_format_instant_keeps_the_form_stored_hashes_were_made_with(moment: datetime) -> None:
+    """The fast form equals strftime's, down to years before 1000 (written unpadded)."""
+    try:
+        expected = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    except OverflowError:
+        return
+    assert format_instant(moment) == expected
 
 
 def test_seq_is_gapless_and_chains_are_per_container() -> None:

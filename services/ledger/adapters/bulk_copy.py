@@ -2,18 +2,20 @@
 
 ``copy_rows`` appends; ``merge_rows`` upserts by COPYing into a temporary table and merging
 it with one ``INSERT … SELECT … ON CONFLICT``, which spares building, sending and parsing a
-statement with a bind parameter per value.
+statement with a bind parameter per value. Both use COPY's binary format, whose values cost
+psycopg about half the CPU of the text format; the column types come from ``tables``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Dialect, Table
 from sqlalchemy.exc import DBAPIError
 
 
@@ -25,14 +27,31 @@ def jsonb(value: Any) -> Jsonb:
     return Jsonb(value, dumps=_dumps)
 
 
+@cache
+def _column_types(table: Table, columns: tuple[str, ...], dialect: Dialect) -> list[str]:
+    return [table.c[column].type.compile(dialect=dialect).lower() for column in columns]
+
+
+def _qualified(table: Table) -> str:
+    return f"{table.schema}.{table.name}" if table.schema else table.name
+
+
 def copy_rows(
-    connection: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    into: str | None = None,
 ) -> None:
-    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    """COPY ``rows`` into ``table`` (or into ``into``, a table shaped like it)."""
     driver = connection.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
+    destination = into or _qualified(table)
+    statement = f"COPY {destination} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(_column_types(table, tuple(columns), connection.dialect))
             for row in rows:
                 copy.write_row(row)
     except psycopg.Error as error:
@@ -42,7 +61,7 @@ def copy_rows(
 
 def merge_rows(
     connection: Connection,
-    table: str,
+    table: Table,
     columns: Sequence[str],
     rows: Iterable[Sequence[Any]],
     *,
@@ -53,17 +72,18 @@ def merge_rows(
 
     ``also_set`` maps further columns to SQL expressions set on insert and update alike.
     """
-    staging = f"merge_{table.replace('.', '_')}"
+    target = _qualified(table)
+    staging = f"merge_{table.name}"
     extra = dict(also_set or {})
     targets = [*columns, *extra]
     sources = [*columns, *extra.values()]
     updates = ", ".join(f"{column} = EXCLUDED.{column}" for column in targets if column != key)
     connection.exec_driver_sql(
-        f"CREATE TEMPORARY TABLE {staging} (LIKE {table} INCLUDING DEFAULTS)"
+        f"CREATE TEMPORARY TABLE {staging} (LIKE {target} INCLUDING DEFAULTS)"
     )
-    copy_rows(connection, staging, columns, rows)
+    copy_rows(connection, table, columns, rows, into=staging)
     connection.exec_driver_sql(
-        f"INSERT INTO {table} ({', '.join(targets)}) SELECT {', '.join(sources)} FROM {staging} "
+        f"INSERT INTO {target} ({', '.join(targets)}) SELECT {', '.join(sources)} FROM {staging} "
         f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
     )
     connection.exec_driver_sql(f"DROP TABLE {staging}")

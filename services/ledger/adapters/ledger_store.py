@@ -265,7 +265,7 @@ class LedgerStore:
                     entry.entry_hash,
                 )
             )
-        copy_rows(connection, "ledger.entries", ENTRY_COLUMNS, rows)
+        copy_rows(connection, tables.entries, ENTRY_COLUMNS, rows)
 
     @staticmethod
     def _insert_rejections(connection: Connection, rejections: Sequence[Rejection]) -> None:

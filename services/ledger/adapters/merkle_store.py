@@ -40,7 +40,7 @@ def append_leaves(connection: Connection, size: int, leaves: Sequence[bytes]) ->
     frontier = Frontier.load(size, prefetched_source(connection, Frontier.keys_for(size)))
     created = [node for leaf in leaves for node in frontier.append(leaf)]
     if created:
-        copy_rows(connection, "ledger.merkle_nodes", ("level", "idx", "hash"), created)
+        copy_rows(connection, tables.merkle_nodes, ("level", "idx", "hash"), created)
     return frontier.root()
 
 

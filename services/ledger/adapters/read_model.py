@@ -153,7 +153,7 @@ def upsert_trails(connection: Connection, trails: Iterable[CustodyTrail]) -> Non
     if rows:
         merge_rows(
             connection,
-            "ledger.containers",
+            tables.containers,
             CONTAINER_COLUMNS,
             rows,
             key="container_id",

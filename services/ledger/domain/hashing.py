@@ -19,7 +19,10 @@ def format_instant(moment: datetime) -> str:
     """One fixed text form for stored instants: UTC, microseconds, ``Z``."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime cannot be hashed")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    if utc.year < 1000:  # strftime writes such years unpadded; stored hashes keep that form
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # drop "+00:00"
 
 
 def entry_document(
