@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -94,7 +94,7 @@ async def read_json(request: Request, limit: int) -> Any:
 def envelope_bytes(event: CustodyEvent, received_at: datetime, origin: Origin) -> bytes:
     """The Kafka message value: the event, ingest's receive time and the authenticated origin."""
     envelope = Envelope(event=event, received_at=received_at, origin=origin)
-    return orjson.dumps(envelope.model_dump(mode="json", exclude_none=True))
+    return envelope.model_dump_json(exclude_none=True).encode()
 
 
 async def produce(producer: EventProducer, messages: list[tuple[bytes, bytes]]) -> None:
@@ -220,7 +220,7 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
         responses=problem_responses(400, 413, 422, 429, 503),
         openapi_extra=json_body("BatchRequest", "1–500 scan events."),
     )
-    async def post_batch(request: Request, poster: CurrentDevice) -> JSONResponse:
+    async def post_batch(request: Request, poster: CurrentDevice) -> Response:
         raw = await read_json(request, context.max_body_bytes)
         if (
             not isinstance(raw, dict)
@@ -269,12 +269,15 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
             await produce(context.producer, messages)
             EVENTS.labels("accepted", "").inc(len(messages))
             log_accepted(poster, admitted)
-        return JSONResponse(
-            {
-                "accepted": len(messages),
-                "rejected": len(results) - len(messages),
-                "results": results,
-            }
+        return Response(
+            orjson.dumps(
+                {
+                    "accepted": len(messages),
+                    "rejected": len(results) - len(messages),
+                    "results": results,
+                }
+            ),
+            media_type="application/json",
         )
 
     # Imported here: the webhook router builds on this module's body reading and produce path.

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from services.gc_tuning import tune_for_throughput
 from services.ingest.app import IngestContext, create_app
 from services.ingest.producer import EventProducer
 from services.ingest.rate_limit import DeviceRateLimiter, RateLimit
@@ -56,6 +57,7 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tune_for_throughput()
         yield
         producer.close()
         engine.dispose()

@@ -34,8 +34,9 @@ class UnknownParty(Exception):
 
 
 def check_parties_known(event: CustodyEvent, roles: Mapping[str, PartyRole]) -> None:
+    named = event.__dict__  # a field-by-field getattr would raise inside pydantic per miss
     for field in ("from_party", "to_party", "destination_party"):
-        party = getattr(event, field, None)
+        party = named.get(field)
         if party is not None and party not in roles:
             raise UnknownParty(field, party)
 

@@ -49,6 +49,7 @@ def build_api(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        tune_for_throughput()
         yield
         engine.dispose()
 
