@@ -47,6 +47,11 @@ class ConsumerStats:
     rejected: int = 0
 
 
+def _log_failed_commit(offsets: object, outcome: object) -> None:
+    if isinstance(outcome, BaseException):
+        log.warning("offset commit to Kafka failed (ledger offsets are stored): %s", outcome)
+
+
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
     """On assignment, resume where the ledger (not Kafka) says each partition ends."""
 
@@ -241,16 +246,18 @@ class LedgerConsumer:
                 self._consumer.seek(partition, offset)
 
     def _commit_to_kafka(self, next_offsets: Mapping[tuple[str, int], int]) -> None:
-        """Mirror the offsets to Kafka for lag monitoring; the ledger's copy is the truth."""
+        """Mirror the offsets to Kafka for lag tools; the ledger's copy is the truth, so the
+        commit is not waited for (a synchronous one cost a broker round trip per batch)."""
         try:
-            self._consumer.commit(
+            self._consumer.commit_async(
                 {
                     TopicPartition(topic, partition): OffsetAndMetadata(offset, "", -1)
                     for (topic, partition), offset in next_offsets.items()
-                }
+                },
+                callback=_log_failed_commit,
             )
         except KafkaError as error:
-            log.warning("offset commit to Kafka failed (ledger offsets are stored): %s", error)
+            _log_failed_commit(next_offsets, error)
 
     def _park(self, rejections: tuple[Rejection, ...]) -> None:
         for rejection in rejections:
