@@ -75,6 +75,7 @@ def run(
             print(
                 f"  e2e run {index + 1}: {achieved[-1]:,.0f} events/s acknowledged, "
                 f"visible p50 {p50[-1]:.0f} ms, p99 {p99[-1]:.0f} ms, "
+                f"POST p50 {figures['post_p50_ms']:.0f} ms, p99 {post_p99[-1]:.0f} ms, "
                 f"refused {figures['refused_events'] or 'none'}",
                 flush=True,
             )

@@ -78,7 +78,7 @@ def run(stack: EphemeralStack, *, events: int, runs: int, seconds: int, logs: Pa
         wrk_post(url, token, batch=False, seconds=2, connections=8)  # warm-up
         for index in range(runs):
             raw.append(raw_producer_run(settings, messages))
-            result = wrk_post(url, token, batch=True, seconds=seconds, connections=4)
+            result = wrk_post(url, token, batch=True, seconds=seconds, connections=8)
             batch.append(result["events_per_s"])
             batch_p50.append(result["p50_ms"])
             batch_p99.append(result["p99_ms"])
@@ -94,7 +94,7 @@ def run(stack: EphemeralStack, *, events: int, runs: int, seconds: int, logs: Pa
         rss = peak_rss_mb(process.pid)
     finally:
         stop(process)
-    note = f"wrk for {seconds} s/run, 500 events per request, 4 connections; raw: {events:,} events"
+    note = f"wrk for {seconds} s/run, 500 events per request, 8 connections; raw: {events:,} events"
     return [
         Figure(
             "ingest batch POST",

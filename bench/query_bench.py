@@ -29,7 +29,8 @@ from services.settings import Settings
 from services.stack.ephemeral import EphemeralStack
 from services.stack.processes import free_port
 
-CHUNK_CONTAINERS = 1000
+CHUNK_CONTAINERS = 500
+EVENTS_PER_CONTAINER = 10  # bench.workload.long_life
 
 
 def load_ledger(settings: Settings, containers: int) -> float:
@@ -44,7 +45,7 @@ def load_ledger(settings: Settings, containers: int) -> float:
         TextColumn("loading ledger"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
     ) as progress:
         task = progress.add_task("containers", total=containers)
-        for number, (container, events) in enumerate(lives(containers, prefix="BQ"), 1):
+        for number, (container, events) in enumerate(lives(containers, prefix="BQ", long=True), 1):
             key = container.encode()
             partition = zlib.crc32(key) % settings.topic_partitions
             for role, event in events:
@@ -64,7 +65,7 @@ def load_ledger(settings: Settings, containers: int) -> float:
                 progress.update(task, completed=number)
     elapsed = time.perf_counter() - started
     engine.dispose()
-    return containers * 5 / elapsed
+    return containers * EVENTS_PER_CONTAINER / elapsed
 
 
 def merkle_append_cost(settings: Settings, runs: int, leaves: int = 2000) -> list[float]:
@@ -154,7 +155,8 @@ def run(
         rss = peak_rss_mb(process.pid)
     finally:
         stop(process)
-    scale = f"{containers * 5:,} entries over {containers:,} containers, {requests} requests/run"
+    entries = containers * EVENTS_PER_CONTAINER
+    scale = f"{entries:,} entries over {containers:,} containers, {requests} requests/run"
     result = [
         Figure(
             "ledger load through the store (no Kafka)",
@@ -194,7 +196,7 @@ def run(
             "µs",
             merkle,
             higher_is_better=False,
-            note=f"2,000 leaves appended at tree size {containers * 5:,}",
+            note=f"2,000 leaves appended at tree size {entries:,}",
         )
     )
     result.append(Figure("ledger API peak RSS", "MB", [rss], higher_is_better=False))

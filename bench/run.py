@@ -19,7 +19,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main(
     quick: Annotated[bool, typer.Option(help="Smaller sizes, for a check in minutes.")] = False,
-    containers: Annotated[int, typer.Option(help="Containers for the query figures.")] = 200_000,
+    containers: Annotated[int, typer.Option(help="Containers for the query figures.")] = 100_000,
     runs: Annotated[int, typer.Option(min=1)] = 5,
     only: Annotated[str, typer.Option(help="Comma list of: ingest, consumer, queries, e2e.")] = "",
 ) -> None:

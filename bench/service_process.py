@@ -41,6 +41,18 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) 
 
 
 def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of the largest process among ``pid`` and its children (the
+    ingest supervisor's workers)."""
+    peaks = [_peak_rss_mb(process) for process in (pid, *_children(pid))]
+    return max(peaks, default=float("nan"))
+
+
+def _children(pid: int) -> list[int]:
+    listed = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in listed.read_text().split()] if listed.exists() else []
+
+
+def _peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024

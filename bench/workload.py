@@ -16,16 +16,22 @@ ORIGINS = {
 }
 
 
+def _scan(
+    container: str, base: datetime, type_: str, hours: float, **fields: Any
+) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": type_,
+        "container_id": container,
+        "occurred_at": (base + timedelta(hours=hours)).isoformat(),
+        "location_id": "loc-bench",
+        **fields,
+    }
+
+
 def life(container: str, base: datetime) -> list[tuple[str, dict[str, Any]]]:
-    def event(kind: str, hours: float, **fields: Any) -> dict[str, Any]:
-        return {
-            "event_id": str(uuid.uuid4()),
-            "type": kind,
-            "container_id": container,
-            "occurred_at": (base + timedelta(hours=hours)).isoformat(),
-            "location_id": "loc-bench",
-            **fields,
-        }
+    def event(type_: str, hours: float, **fields: Any) -> dict[str, Any]:
+        return _scan(container, base, type_, hours, **fields)
 
     return [
         ("site", event("dropoff", 0, chemistry="li_ion", battery_count=40)),
@@ -45,13 +51,44 @@ def life(container: str, base: datetime) -> list[tuple[str, dict[str, Any]]]:
     ]
 
 
+def long_life(container: str, base: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """Ten events: the five above plus two incidents, a hub round trip and the plant's ack."""
+    dropoff, sealed, pickup, intake, processed = life(container, base)
+
+    def event(type_: str, hours: float, **fields: Any) -> dict[str, Any]:
+        return _scan(container, base, type_, hours, **fields)
+
+    return [
+        dropoff,
+        sealed,
+        ("site", event("incident", 1.5, kind="damaged", description="dented lid, no leak")),
+        pickup,
+        ("hauler", event("handoff", 2.2, from_party="hauler-a", to_party="hub-a")),
+        ("hauler", event("incident", 2.4, kind="leak", description="electrolyte smell")),
+        ("hauler", event("handoff", 2.6, from_party="hub-a", to_party="hauler-a")),
+        intake,
+        (
+            "plant",
+            event(
+                "receipt_ack",
+                3.5,
+                accepted_weight_kg=82.1,
+                condition="ok",
+                plant_reference=f"PR-{container}",
+            ),
+        ),
+        processed,
+    ]
+
+
 def lives(
-    count: int, *, prefix: str = "BN"
+    count: int, *, prefix: str = "BN", long: bool = False
 ) -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
+    """``count`` containers' lives: five events each, or ten with ``long``."""
     base = datetime.now(UTC) - timedelta(hours=6)
     for number in range(count):
         container = f"{prefix}-{number:07d}"
-        yield container, life(container, base)
+        yield container, (long_life if long else life)(container, base)
 
 
 def envelopes(containers: int, *, prefix: str = "BN") -> list[tuple[bytes, bytes]]:

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    ingest_workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=2,
+        description="Ingest worker processes sharing its port; they share rate limits and metrics.",
+    )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     max_batch_events: Annotated[int, Field(ge=1, le=10_000)] = 500
     produce_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0

@@ -26,6 +26,7 @@ from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
 from services.contract.json_schemas import write_schemas
+from services.ingest.worker_pool import serve_pool
 from services.ledger.adapters.database import make_engine
 from services.ledger.adapters.merkle_log import tree_size
 from services.ledger.adapters.migrate import upgrade
@@ -175,21 +176,9 @@ def serve(service: Service) -> None:
     """Run one service in the foreground until SIGTERM/SIGINT."""
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
-    # Services hand work between the event loop and Kafka/database threads many times per
-    # request; a shorter GIL switch interval keeps each handoff from costing up to 5 ms.
-    sys.setswitchinterval(0.0005)
     if service is Service.INGEST:
-        uvicorn.run(
-            "services.ingest.bootstrap:build_app",
-            factory=True,
-            host=settings.ingest_host,
-            port=settings.ingest_port,
-            log_level="warning",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=settings.shutdown_grace_s,
-        )
-    elif service is Service.LEDGER:
+        raise typer.Exit(serve_pool(settings))
+    if service is Service.LEDGER:
         uvicorn.run(
             "services.ledger.bootstrap:build_api",
             factory=True,

@@ -9,11 +9,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from services.gc_tuning import tune_for_throughput
 from services.ingest.app import IngestContext, create_app
 from services.ingest.producer import EventProducer
 from services.ingest.rate_limit import DeviceRateLimiter, RateLimit
+from services.ingest.shared_runtime import shared_bucket_table
 from services.ledger.adapters.database import make_engine
+from services.logging_setup import configure_logging
+from services.process_tuning import tune_for_throughput
 from services.registry.store import RegistryStore
 from services.settings import Settings, get_settings
 from services.web.ops import database_check, kafka_check
@@ -29,7 +31,7 @@ def rate_limiter(settings: Settings) -> DeviceRateLimiter | None:
             f"CUSTODY_MAX_BATCH_EVENTS ({settings.max_batch_events}), "
             "or a full batch could never be accepted"
         )
-    return DeviceRateLimiter(limit, time.monotonic)
+    return DeviceRateLimiter(limit, time.monotonic, shared_bucket_table())
 
 
 def build_app(settings: Settings | None = None) -> FastAPI:
@@ -64,3 +66,10 @@ def build_app(settings: Settings | None = None) -> FastAPI:
 
     app.router.lifespan_context = lifespan
     return app
+
+
+def serve_app() -> FastAPI:
+    """The app of one served worker process (``custody serve ingest``), logging configured."""
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return build_app(settings)

@@ -1,4 +1,5 @@
-"""Per-device rate limiting at ingest: one token bucket per device (pure; the clock is injected).
+"""Per-device rate limiting at ingest: one token bucket per device (the clock and the place the
+buckets live are injected: this process's memory, or a table every ingest worker shares).
 
 A device's bucket holds up to ``burst`` tokens and refills at ``per_second`` tokens a second;
 an event costs one token, so a batch costs its number of events. A request is admitted whole
@@ -8,8 +9,10 @@ or not at all: a refused request takes no tokens and learns how long to wait.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,26 +51,64 @@ class TokenBucket:
         return (cost - self.tokens) / self.rate
 
 
-class DeviceRateLimiter:
-    """Buckets by device id, each full when first used. Not thread-safe: call it from one
-    event loop (ingest's request handlers are coroutines)."""
+class BucketSlot(Protocol):
+    def load(self) -> tuple[float, float] | None: ...
 
-    def __init__(self, limit: RateLimit, clock: Callable[[], float]) -> None:
+    def save(self, tokens: float, updated: float) -> None: ...
+
+
+class BucketStore(Protocol):
+    """Where buckets live: ``bucket(device_id)`` holds the slot exclusively for the block."""
+
+    def bucket(self, device_id: str) -> AbstractContextManager[BucketSlot]: ...
+
+
+class MemoryBucketStore:
+    """Buckets of one process (a single ingest worker, tests). Not thread-safe: call it
+    from one event loop, as ingest's request handlers do."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    @contextmanager
+    def bucket(self, device_id: str) -> Iterator[BucketSlot]:
+        yield _MemorySlot(self._buckets, device_id)
+
+
+@dataclass(slots=True)
+class _MemorySlot:
+    buckets: dict[str, tuple[float, float]]
+    device_id: str
+
+    def load(self) -> tuple[float, float] | None:
+        return self.buckets.get(self.device_id)
+
+    def save(self, tokens: float, updated: float) -> None:
+        self.buckets[self.device_id] = (tokens, updated)
+
+
+class DeviceRateLimiter:
+    """Buckets by device id, each full when first used."""
+
+    def __init__(
+        self, limit: RateLimit, clock: Callable[[], float], store: BucketStore | None = None
+    ) -> None:
         self.limit = limit
         self._clock = clock
-        self._buckets: dict[str, TokenBucket] = {}
+        self._store = store if store is not None else MemoryBucketStore()
 
     def admit(self, device_id: str, cost: int) -> float:
         """0.0 if the device may post ``cost`` events now, else the seconds until it may."""
         if not self.limit.enabled:
             return 0.0
-        now = self._clock()
-        bucket = self._buckets.get(device_id)
-        if bucket is None:
-            burst = float(self.limit.burst)
-            bucket = TokenBucket(burst, self.limit.per_second, burst, now)
-            self._buckets[device_id] = bucket
-        return bucket.take(cost, now)
+        burst = float(self.limit.burst)
+        with self._store.bucket(device_id) as slot:
+            now = self._clock()
+            tokens, updated = slot.load() or (burst, now)
+            bucket = TokenBucket(burst, self.limit.per_second, tokens, updated)
+            wait = bucket.take(cost, now)
+            slot.save(bucket.tokens, bucket.updated)
+        return wait
 
 
 def retry_after_seconds(wait: float) -> int:

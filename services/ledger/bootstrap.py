@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from services.gc_tuning import tune_for_throughput
 from services.ledger.adapters.database import make_engine
 from services.ledger.adapters.ledger_store import LedgerStore
 from services.ledger.adapters.proof_queries import ProofQueries
@@ -18,6 +17,7 @@ from services.ledger.api.app import create_app
 from services.ledger.checkpointer import Checkpointer
 from services.ledger.consumer.runner import LedgerConsumer
 from services.ledger.domain.custody import CustodyRules
+from services.process_tuning import tune_for_throughput
 from services.registry.store import RegistryStore
 from services.settings import Settings, get_settings
 from services.web.ops import ReadinessCheck, database_check, kafka_check

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI, Response
 from fastapi.concurrency import run_in_threadpool
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 ReadinessCheck = Callable[[], str | None]
 
@@ -27,7 +29,18 @@ def install_ops_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_text() -> bytes:
+    """This process's metrics, or those of all worker processes sharing a multiprocess
+    directory (ingest served by several workers, see services/ingest/shared_runtime.py)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory is None:
+        return generate_latest()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
 
 
 def readiness(checks: Mapping[str, ReadinessCheck]) -> tuple[int, dict[str, object]]:
