@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bench.service_process import ROOT, peak_rss_mb, start, stop, wait_ready
 from bench.stats import Figure
+from bench.steady_load import SAMPLE_EVERY, TRAIL_POLL_S
 from services.ledger.adapters.database import make_engine
 from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryStore
@@ -76,6 +77,7 @@ def run(
                 f"  e2e run {index + 1}: {achieved[-1]:,.0f} events/s acknowledged, "
                 f"visible p50 {p50[-1]:.0f} ms, p99 {p99[-1]:.0f} ms, "
                 f"POST p50 {figures['post_p50_ms']:.0f} ms, p99 {post_p99[-1]:.0f} ms, "
+                f"{figures['trail_polls_per_s']:.0f} trail polls/s, "
                 f"refused {figures['refused_events'] or 'none'}",
                 flush=True,
             )
@@ -83,7 +85,10 @@ def run(
     finally:
         for process in processes.values():
             stop(process)
-    note = f"{rate:,.0f} events/s offered for {seconds:.0f} s, {BATCH} events per POST"
+    note = (
+        f"{rate:,.0f} events/s offered for {seconds:.0f} s, {BATCH} events per POST; "
+        f"every {SAMPLE_EVERY}th POST followed, its trail polled every {TRAIL_POLL_S * 1000:.0f} ms"
+    )
     return [
         Figure("end to end: acknowledged rate", "events/s", achieved, note=note),
         Figure("end to end: events refused", "events", refused, higher_is_better=False),

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, text
 
 from services.ledger.adapters import tables
 from services.ledger.adapters.bulk_copy import copy_rows
 from services.ledger.domain.merkle import Frontier, NodeKey, NodeSource, nodes_needed
 
+# The keys go as two arrays, so the statement text is the same whatever their number and
+# PostgreSQL can keep one prepared plan for it.
+_FETCH_NODES = text(
+    "SELECT n.level, n.idx, n.hash FROM ledger.merkle_nodes AS n "
+    "JOIN unnest(CAST(:levels AS smallint[]), CAST(:indexes AS bigint[])) AS k (level, idx) "
+    "USING (level, idx)"
+)
+
 
 def fetch_nodes(connection: Connection, keys: Collection[NodeKey]) -> dict[NodeKey, bytes]:
     if not keys:
         return {}
-    nodes = tables.merkle_nodes
-    rows = connection.execute(
-        select(nodes.c.level, nodes.c.idx, nodes.c.hash).where(
-            tuple_(nodes.c.level, nodes.c.idx).in_(list(keys))
-        )
-    )
+    levels, indexes = zip(*keys, strict=True)
+    rows = connection.execute(_FETCH_NODES, {"levels": list(levels), "indexes": list(indexes)})
     return {(level, idx): bytes(digest) for level, idx, digest in rows}
 
 
