@@ -4,7 +4,8 @@ file, read and written under an exclusive ``flock``.
 Each slot holds a device key (16 bytes of SHA-256 of the device id), the bucket's tokens and
 the monotonic time they were counted at; ``time.monotonic`` is one system-wide clock on Linux,
 so every worker reads the same time. A device's slot is found by linear probing from its
-hash. When all probed slots are taken, the one untouched longest is reused: its device starts
+hash. When all probed slots are taken (tens of thousands of devices active at once), the one
+untouched longest is reused: its device, and any device whose probe ran past that slot, starts
 again from a full bucket, which only ever errs on the lenient side.
 """
 

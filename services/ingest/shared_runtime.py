@@ -1,4 +1,4 @@
-"""Ingest as several worker processes on one port (uvicorn's ``workers``).
+"""The state ingest's worker processes (``worker_pool``) share.
 
 What the workers must share lives under one runtime directory that the supervising process
 makes before they start and names to them by environment variables (spawned workers inherit

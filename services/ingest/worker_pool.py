@@ -33,11 +33,11 @@ _PR_SET_PDEATHSIG = 1
 log = logging.getLogger("custody.ingest")
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def listening_socket(host: str, port: int, *, shared: bool = True) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
@@ -66,6 +66,15 @@ def run_worker(host: str, port: int, grace_s: int, parent: int) -> None:
 
 def serve_pool(settings: Settings) -> int:
     """Run ``settings.ingest_workers`` workers until a signal or a worker's exit; exit code."""
+    try:
+        # Without SO_REUSEPORT this bind fails on any listener, so the pool never joins another
+        # process (an ingest left running, say) on the port.
+        listening_socket(settings.ingest_host, settings.ingest_port, shared=False).close()
+    except OSError as error:
+        log.error(
+            "ingest cannot listen on %s:%s: %s", settings.ingest_host, settings.ingest_port, error
+        )
+        return 1
     context = multiprocessing.get_context("spawn")
     with shared_runtime():
         workers: list[BaseProcess] = [
