@@ -20,9 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from services.ingest.shared_buckets import SharedBucketTable
+from services.web.ops import METRICS_DIR_ENV
 
 RUNTIME_DIR_ENV = "CUSTODY_INGEST_RUNTIME_DIR"
-METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @contextmanager

@@ -12,6 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.multiprocess import MultiProcessCollector
 
 ReadinessCheck = Callable[[], str | None]
+# Set for processes that share metrics through prometheus-client's multiprocess mode.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def install_ops_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
@@ -35,7 +37,7 @@ def install_ops_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
 def metrics_text() -> bytes:
     """This process's metrics, or those of all worker processes sharing a multiprocess
     directory (ingest served by several workers, see services/ingest/shared_runtime.py)."""
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = os.environ.get(METRICS_DIR_ENV)
     if directory is None:
         return generate_latest()
     registry = CollectorRegistry()

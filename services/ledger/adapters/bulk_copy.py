@@ -33,10 +33,6 @@ def _column_types(table: Table, columns: tuple[str, ...], dialect: Dialect) -> l
     return [table.c[column].type.compile(dialect=dialect).lower() for column in columns]
 
 
-def _qualified(table: Table) -> str:
-    return f"{table.schema}.{table.name}" if table.schema else table.name
-
-
 def copy_rows(
     connection: Connection,
     table: Table,
@@ -48,7 +44,7 @@ def copy_rows(
     """COPY ``rows`` into ``table`` (or into ``into``, a table shaped like it)."""
     driver = connection.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
-    destination = into or _qualified(table)
+    destination = into or table.fullname
     statement = f"COPY {destination} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
@@ -73,7 +69,7 @@ def merge_rows(
 
     ``also_set`` maps further columns to SQL expressions set on insert and update alike.
     """
-    target = _qualified(table)
+    target = table.fullname
     # One staging table per session and column list, emptied at each commit: creating and
     # dropping one per batch cost catalog writes that small batches felt.
     shape = hashlib.sha256(f"{target}({','.join(columns)})".encode()).hexdigest()[:12]

@@ -82,25 +82,6 @@ def refresh_containers(
         upsert_trails(connection, trails(connection, container_ids, now=now, rules=rules).values())
 
 
-CONTAINER_COLUMNS = (
-    "container_id",
-    "state",
-    "custodian",
-    "location_id",
-    "first_dropoff_at",
-    "state_since",
-    "last_occurred_at",
-    "entry_count",
-    "head_seq",
-    "anomalies",
-    "report_facts",
-    "shipment_id",
-    "pickup_at",
-    "intake_at",
-    "receipt_at",
-)
-
-
 def report_facts_columns(facts: ContainerFacts) -> dict[str, object]:
     return {
         "report_facts": facts_document(facts),
@@ -111,30 +92,27 @@ def report_facts_columns(facts: ContainerFacts) -> dict[str, object]:
     }
 
 
-def _container_row(trail: CustodyTrail) -> tuple[object, ...]:
+def _container_row(trail: CustodyTrail) -> dict[str, object]:
     assert trail.state is not None
     stored_codes = sorted(
         {anomaly.code.value for anomaly in trail.anomalies}
         - {code.value for code in TIME_BASED_CODES}
     )
     facts = report_facts_columns(container_facts(trail))
-    return (
-        trail.container_id,
-        trail.state.value,
-        trail.custodian,
-        trail.location_id,
-        trail.first_dropoff_at,
-        trail.state_since,
-        trail.last_occurred_at,
-        len(trail.events),
-        trail.head_seq,
-        stored_codes,
-        jsonb(facts["report_facts"]),
-        facts["shipment_id"],
-        facts["pickup_at"],
-        facts["intake_at"],
-        facts["receipt_at"],
-    )
+    return {
+        "container_id": trail.container_id,
+        "state": trail.state.value,
+        "custodian": trail.custodian,
+        "location_id": trail.location_id,
+        "first_dropoff_at": trail.first_dropoff_at,
+        "state_since": trail.state_since,
+        "last_occurred_at": trail.last_occurred_at,
+        "entry_count": len(trail.events),
+        "head_seq": trail.head_seq,
+        "anomalies": stored_codes,
+        **facts,
+        "report_facts": jsonb(facts["report_facts"]),
+    }
 
 
 def upsert_trails(connection: Connection, trails: Iterable[CustodyTrail]) -> None:
@@ -149,13 +127,15 @@ def upsert_trails(connection: Connection, trails: Iterable[CustodyTrail]) -> Non
             rows.append(_container_row(trail))
     if stateless:
         containers = tables.containers
-        connection.execute(delete(containers).where(containers.c.container_id.in_(stateless)))
+        connection.execute(
+            delete(containers).where(matches_any(containers.c.container_id, stateless))
+        )
     if rows:
         merge_rows(
             connection,
             tables.containers,
-            CONTAINER_COLUMNS,
-            rows,
+            list(rows[0]),
+            [tuple(row.values()) for row in rows],
             key="container_id",
             also_set={"updated_at": "now()"},
         )
