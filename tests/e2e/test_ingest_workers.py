@@ -4,8 +4,6 @@ whichever worker its connections reach, and /metrics on any worker counts the re
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.stack.processes import free_port
 from tests.support import events as ev
 from tests.support.network import register_network
-from tests.support.services import ROOT, running, settings_env
+from tests.support.services import custody, running
 from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.e2e
@@ -69,14 +67,6 @@ def test_workers_share_the_rate_limit_and_the_metrics(stack: LiveStack, tmp_path
 def test_a_port_already_listened_on_stops_the_pool_at_start(stack: LiveStack) -> None:
     settings = stack.settings(ingest_port=free_port())
     with socket.create_server(("127.0.0.1", settings.ingest_port)):
-        result = subprocess.run(
-            [sys.executable, "-m", "services.cli.main", "serve", "ingest"],
-            cwd=ROOT,
-            env=settings_env(settings),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = custody(settings, "serve", "ingest", timeout=60)
     assert result.returncode == 1
     assert f"ingest cannot listen on 127.0.0.1:{settings.ingest_port}" in result.stderr

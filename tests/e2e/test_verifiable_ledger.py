@@ -4,8 +4,6 @@ made by the database superuser is found by `custody audit` and by `custody verif
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,26 +15,13 @@ from sqlalchemy import create_engine, text
 from services.ledger.adapters.signing_keys import create_key
 from services.ledger.domain.checkpoint import verify_signed_note
 from services.ledger.domain.merkle import verify_inclusion
-from services.settings import Settings
 from tests.support import events as ev
 from tests.support.network import Network, register_network
-from tests.support.services import ROOT, running, settings_env
+from tests.support.services import custody, running
 from tests.support.stack import LiveStack
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def custody(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", *args],
-        cwd=ROOT,
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def life(container: str, base: datetime) -> list[tuple[str, dict[str, Any]]]:

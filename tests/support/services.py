@@ -24,6 +24,21 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return settings_environment(settings, dict(os.environ))
 
 
+def custody(
+    settings: Settings, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``custody ARGS`` (the CLI) with ``settings`` to the end; its output as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli.main", *args],
+        cwd=ROOT,
+        env=settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @dataclass
 class ServiceProcess:
     name: str
