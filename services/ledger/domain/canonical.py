@@ -33,6 +33,14 @@ def _prepared(value: Any) -> Any:
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return value
+    if kind is dict:
+        prepared = {}
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():  # UTF-16 order ≠ code-point order
+                raise _NeedsReference
+            # Strings, the bulk of every document, are taken as they are without a call.
+            prepared[key] = item if type(item) is str else _prepared(item)
+        return prepared
     if kind is int:
         if -_SAFE_INTEGER < value < _SAFE_INTEGER:
             return value
@@ -46,13 +54,6 @@ def _prepared(value: Any) -> Any:
         if "e" in text or "n" in text:  # exponent form, inf, nan: ECMAScript differs
             raise _NeedsReference
         return value
-    if kind is dict:
-        prepared = {}
-        for key, item in value.items():
-            if type(key) is not str or not key.isascii():  # UTF-16 order ≠ code-point order
-                raise _NeedsReference
-            prepared[key] = _prepared(item)
-        return prepared
     if kind is list or kind is tuple:
         return [_prepared(item) for item in value]
     raise _NeedsReference

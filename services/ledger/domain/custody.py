@@ -128,12 +128,15 @@ def order_entries(entries: Iterable[RecordedEntry]) -> list[RecordedEntry]:
     other event keeps its seq position. The result depends only on the entries, never on the
     order they are given in.
     """
-    ordered = sorted(entries, key=lambda e: (_instant(e.event.occurred_at), e.seq))
+    keyed = sorted(
+        ((_instant(e.event.occurred_at), e.seq, e) for e in entries), key=lambda k: k[:2]
+    )
+    ordered = [entry for _, _, entry in keyed]
     start = 0
     while start < len(ordered):
-        moment = _instant(ordered[start].event.occurred_at)
+        moment = keyed[start][0]
         end = start + 1
-        while end < len(ordered) and _instant(ordered[end].event.occurred_at) == moment:
+        while end < len(ordered) and keyed[end][0] == moment:
             end += 1
         if end - start > 1:
             ordered[start:end] = _order_tie(ordered[start:end])
@@ -209,6 +212,8 @@ _ALLOWED_FROM: dict[EventType, frozenset[ContainerState | None]] = {
     EventType.RECEIPT_ACK: frozenset({_S.RECEIVED}),
     EventType.PROCESSED: frozenset({_S.RECEIVED, _S.ACKNOWLEDGED}),
 }
+_TRANSFER = Pickup | Handoff | Intake
+_EVENT_TYPES = {kind.value: kind for kind in EventType}
 _TARGET: dict[EventType, ContainerState] = {
     EventType.DROPOFF: _S.OPEN,
     EventType.SEALED: _S.SEALED,
@@ -257,7 +262,7 @@ class _Fold:
         """Fold one uncorrected, non-correction event; returns (applied, anomalies)."""
         event = entry.event
         event_id = event.event_id
-        kind = EventType(event.type)
+        kind = _EVENT_TYPES[event.type]
         if self.state is _S.PROCESSED:
             return False, [
                 Anomaly(
@@ -286,7 +291,7 @@ class _Fold:
                         f"applied as {target.value}",
                     )
                 )
-            if isinstance(event, Pickup | Handoff | Intake):
+            if isinstance(event, _TRANSFER):
                 new_custodian = event.to_party
             elif isinstance(event, Dropoff) and (self.state is None or not allowed):
                 new_custodian = entry.origin.party_id
@@ -321,7 +326,7 @@ class _Fold:
         if self.custodian is None:
             return None
         event = entry.event
-        if isinstance(event, Pickup | Handoff | Intake):
+        if isinstance(event, _TRANSFER):
             if event.from_party == self.custodian:
                 return None
             detail = f"{kind.value} from_party {event.from_party} is not the custodian"
