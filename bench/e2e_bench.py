@@ -77,7 +77,7 @@ def run(
                 f"  e2e run {index + 1}: {achieved[-1]:,.0f} events/s acknowledged, "
                 f"visible p50 {p50[-1]:.0f} ms, p99 {p99[-1]:.0f} ms, "
                 f"POST p50 {figures['post_p50_ms']:.0f} ms, p99 {post_p99[-1]:.0f} ms, "
-                f"{figures['trail_polls_per_s']:.0f} trail polls/s, "
+                f"{figures['samples']} samples, {figures['trail_polls_per_s']:.0f} trail polls/s, "
                 f"refused {figures['refused_events'] or 'none'}",
                 flush=True,
             )
@@ -87,7 +87,8 @@ def run(
             stop(process)
     note = (
         f"{rate:,.0f} events/s offered for {seconds:.0f} s, {BATCH} events per POST; "
-        f"every {SAMPLE_EVERY}th POST followed, its trail polled every {TRAIL_POLL_S * 1000:.0f} ms"
+        f"every {SAMPLE_EVERY}th POST followed, oldest first, one trail request at a time, "
+        f"every {TRAIL_POLL_S * 1000:.0f} ms or a tenth of its wait"
     )
     return [
         Figure("end to end: acknowledged rate", "events/s", achieved, note=note),
