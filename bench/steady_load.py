@@ -20,7 +20,8 @@ import orjson
 # The observer is kept light, as it shares the two cores with what it measures: following
 # every other batch at 100 polls a second put up to ~1,000 trail requests a second on the
 # ledger API whenever visibility slowed, and one follower per sample polling every 20 ms
-# still saturated it (~50 trail requests a second) on a slower host; see TrailWatcher.
+# still put ~50 a second on it on a slower host, while visibility lagged by seconds; so one
+# TrailWatcher polls with one request at a time.
 SAMPLE_EVERY = 4  # batches; the first event of each sampled batch is followed to the trail
 TRAIL_POLL_S = 0.02  # the shortest poll interval, the resolution of the visibility figures
 
