@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.service_process import ROOT, peak_rss_mb, start, stop, wait_ready
+from bench.service_process import ROOT, TOKEN_CACHE_S, peak_rss_mb, start, stop, wait_ready
 from bench.stats import Figure
 from bench.steady_load import SAMPLE_EVERY, TRAIL_POLL_S
 from services.ledger.adapters.database import make_engine
@@ -27,7 +27,7 @@ def run(
     settings = stack.settings(
         ingest_port=free_port(),
         ledger_port=free_port(),
-        registry_cache_s=5.0,
+        registry_cache_s=TOKEN_CACHE_S,
         rate_limit_per_device=0,
     )
     engine = make_engine(settings.database_url, pool_size=1)

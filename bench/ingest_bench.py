@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaProducer
 
-from bench.service_process import peak_rss_mb, start, stop, wait_ready
+from bench.service_process import TOKEN_CACHE_S, peak_rss_mb, start, stop, wait_ready
 from bench.stats import Figure
 from bench.workload import ORIGINS
 from bench.wrk_load import wrk_post
@@ -62,7 +62,7 @@ def raw_producer_run(settings: Settings, messages: list[tuple[bytes, bytes]]) ->
 def run(stack: EphemeralStack, *, events: int, runs: int, seconds: int, logs: Path) -> list[Figure]:
     # One device stands in for a whole network here, so the per-device limit is off.
     settings = stack.settings(
-        ingest_port=free_port(), registry_cache_s=5.0, rate_limit_per_device=0
+        ingest_port=free_port(), registry_cache_s=TOKEN_CACHE_S, rate_limit_per_device=0
     )
     engine = make_engine(settings.database_url, pool_size=1)
     registry = RegistryStore(engine, cache_seconds=0)

@@ -13,7 +13,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bench.service_process import peak_rss_mb, start, stop, wait_ready
+from bench.service_process import TOKEN_CACHE_S, peak_rss_mb, start, stop, wait_ready
 from bench.stats import Figure, percentile
 from bench.workload import ORIGINS, lives
 from services.ledger.adapters.database import make_engine
@@ -99,7 +99,7 @@ def timed(client: httpx.Client, paths: list[str]) -> list[float]:
 def run(
     stack: EphemeralStack, *, containers: int, runs: int, requests: int, logs: Path
 ) -> list[Figure]:
-    settings = stack.settings(ledger_port=free_port())
+    settings = stack.settings(ledger_port=free_port(), registry_cache_s=TOKEN_CACHE_S)
     load_rate = load_ledger(settings, containers)
     engine = make_engine(settings.database_url, pool_size=1)
     Checkpointer(
