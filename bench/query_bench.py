@@ -8,14 +8,14 @@ import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bench.service_process import TOKEN_CACHE_S, peak_rss_mb, start, stop, wait_ready
-from bench.stats import Figure, percentile
+from bench.stats import Figure
 from bench.workload import ORIGINS, lives
+from bench.wrk_load import wrk_get
 from services.ledger.adapters.database import make_engine
 from services.ledger.adapters.ledger_store import LedgerStore
 from services.ledger.adapters.merkle_log import tree_size
@@ -85,19 +85,14 @@ def merkle_append_cost(settings: Settings, runs: int, leaves: int = 2000) -> lis
     return costs
 
 
-def timed(client: httpx.Client, paths: list[str]) -> list[float]:
-    samples = []
-    for path in paths:
-        started = time.perf_counter()
-        response = client.get(path)
-        samples.append((time.perf_counter() - started) * 1000)
-        if response.status_code != 200:
-            raise RuntimeError(f"{path}: {response.status_code} {response.text[:200]}")
-    return samples
+def write_paths(folder: Path, name: str, paths: list[str]) -> Path:
+    target = folder / f"{name}.paths"
+    target.write_text("\n".join(paths) + "\n")
+    return target
 
 
 def run(
-    stack: EphemeralStack, *, containers: int, runs: int, requests: int, logs: Path
+    stack: EphemeralStack, *, containers: int, runs: int, seconds: int, logs: Path
 ) -> list[Figure]:
     settings = stack.settings(ledger_port=free_port(), registry_cache_s=TOKEN_CACHE_S)
     load_rate = load_ledger(settings, containers)
@@ -124,29 +119,28 @@ def run(
     figures: dict[str, list[tuple[float, float]]] = {
         k: [] for k in ("trail", "search", "proof", "bundle")
     }
+    requests = dict.fromkeys(figures, 0)
     try:
         wait_ready(url, process)
-        client = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
         rng = random.Random(7)
-        timed(
-            client,
-            [f"/v1/containers/BQ-{rng.randrange(containers):07d}/custody" for _ in range(50)],
-        )  # warm-up
-        for index in range(runs):
-            ids = [f"BQ-{rng.randrange(containers):07d}" for _ in range(requests)]
-            samples = {
-                "trail": timed(client, [f"/v1/containers/{c}/custody" for c in ids]),
-                "search": timed(
-                    client,
-                    ["/v1/containers?state=processed&custodian=plant-a&limit=50" for _ in ids],
-                ),
-                "proof": timed(client, [f"/v1/events/{rng.choice(event_ids)}/proof" for _ in ids]),
-                "bundle": timed(client, [f"/v1/containers/{c}/bundle" for c in ids]),
+
+        def fresh_paths() -> dict[str, Path]:
+            """New random containers and events for each run, so no run reads a warm page."""
+            trails = [f"/v1/containers/BQ-{rng.randrange(containers):07d}" for _ in range(5000)]
+            kinds = {
+                "trail": [f"{path}/custody" for path in trails],
+                "search": ["/v1/containers?state=processed&custodian=plant-a&limit=50"],
+                "proof": [f"/v1/events/{rng.choice(event_ids)}/proof" for _ in trails],
+                "bundle": [f"{path}/bundle" for path in trails],
             }
-            for name, values in samples.items():
-                figures[name].append((percentile(values, 0.5), percentile(values, 0.99)))
+            return {name: write_paths(logs, name, items) for name, items in kinds.items()}
+
+        wrk_get(url, token, fresh_paths()["trail"], seconds=2)  # warm-up
+        for index in range(runs):
+            for name, listed in fresh_paths().items():
+                measured = wrk_get(url, token, listed, seconds=seconds)
+                figures[name].append((measured["p50_ms"], measured["p99_ms"]))
+                requests[name] += int(measured["requests"])
             print(
                 f"  query run {index + 1}: "
                 + ", ".join(f"{k} p99 {v[-1][1]:.1f} ms" for k, v in figures.items()),
@@ -156,7 +150,9 @@ def run(
     finally:
         stop(process)
     entries = containers * EVENTS_PER_CONTAINER
-    scale = f"{entries:,} entries over {containers:,} containers, {requests} requests/run"
+    scale = (
+        f"{entries:,} entries over {containers:,} containers; wrk, one connection, {seconds} s/run"
+    )
     result = [
         Figure(
             "ledger load through the store (no Kafka)",
@@ -178,7 +174,7 @@ def run(
                 "ms",
                 [p50 for p50, _ in figures[name]],
                 higher_is_better=False,
-                note=scale,
+                note=f"{scale}; {requests[name]:,} requests",
             )
         )
         result.append(
@@ -187,7 +183,7 @@ def run(
                 "ms",
                 [p99 for _, p99 in figures[name]],
                 higher_is_better=False,
-                note=scale,
+                note=f"{scale}; {requests[name]:,} requests",
             )
         )
     result.append(

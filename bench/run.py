@@ -47,7 +47,7 @@ def main(
             stack, rate=2_000, seconds=15 if quick else 60, runs=runs, logs=logs
         ),
         "queries": lambda: query_bench.run(
-            stack, containers=containers, runs=runs, requests=100 if quick else 300, logs=logs
+            stack, containers=containers, runs=runs, seconds=2 if quick else 4, logs=logs
         ),
     }
     figures: list[Figure] = []

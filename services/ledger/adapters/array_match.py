@@ -15,3 +15,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 def matches_any(column: ColumnElement[Any], values: Iterable[Any]) -> ColumnElement[bool]:
     return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+
+
+def matches_any_of(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    """``column = ANY(:name)`` for a statement built once and given the values when run."""
+    return column == any_(bindparam(name, type_=ARRAY(column.type)))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, select
+from sqlalchemy import Connection, Engine, Row, bindparam, func, select
 
 from services.ledger.adapters import tables
 from services.ledger.adapters.merkle_store import source_for
@@ -56,17 +56,17 @@ def _stored(row: Row[Any]) -> StoredCheckpoint:
     )
 
 
+_LATEST = select(tables.checkpoints).order_by(tables.checkpoints.c.tree_size.desc()).limit(1)
+_AT_SIZE = select(tables.checkpoints).where(tables.checkpoints.c.tree_size == bindparam("size"))
+
+
 def latest_checkpoint(connection: Connection) -> StoredCheckpoint | None:
-    row = connection.execute(
-        select(tables.checkpoints).order_by(tables.checkpoints.c.tree_size.desc()).limit(1)
-    ).first()
+    row = connection.execute(_LATEST).first()
     return _stored(row) if row is not None else None
 
 
 def checkpoint_at(connection: Connection, size: int) -> StoredCheckpoint | None:
-    row = connection.execute(
-        select(tables.checkpoints).where(tables.checkpoints.c.tree_size == size)
-    ).first()
+    row = connection.execute(_AT_SIZE, {"size": size}).first()
     return _stored(row) if row is not None else None
 
 

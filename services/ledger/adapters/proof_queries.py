@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, bindparam, select
 
 from services.ledger.adapters import tables
 from services.ledger.adapters.merkle_log import (
@@ -33,6 +33,11 @@ class InclusionAnswer:
     checkpoint: StoredCheckpoint | None
 
 
+_LEAF = select(tables.entries.c.seq, tables.entries.c.entry_hash).where(
+    tables.entries.c.event_id == bindparam("event_id")
+)
+
+
 class ProofQueries:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine.execution_options(isolation_level="REPEATABLE READ")
@@ -42,11 +47,8 @@ class ProofQueries:
             return latest_checkpoint(connection)
 
     def inclusion(self, event_id: UUID, tree_size: int | None) -> InclusionAnswer:
-        entries = tables.entries
         with self._engine.begin() as connection:
-            row = connection.execute(
-                select(entries.c.seq, entries.c.entry_hash).where(entries.c.event_id == event_id)
-            ).first()
+            row = connection.execute(_LEAF, {"event_id": event_id}).first()
             if row is None:
                 raise ProofUnavailable(f"event {event_id} is not recorded")
             checkpoint = (

@@ -11,10 +11,10 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 
 from services.ledger.adapters import tables
-from services.ledger.adapters.array_match import matches_any
+from services.ledger.adapters.array_match import matches_any, matches_any_of
 from services.ledger.adapters.bulk_copy import jsonb, merge_rows
 from services.ledger.adapters.entry_rows import recorded_entry
 from services.ledger.domain.custody import (
@@ -29,18 +29,31 @@ from services.ledger.domain.report_facts import ContainerFacts, container_facts,
 DUPLICATE_CONFLICT = "duplicate_conflict"
 
 
+# Built once: SQLAlchemy then neither rebuilds them nor recomputes their cache keys per call.
+_ENTRIES_OF = (
+    select(tables.entries)
+    .where(matches_any_of(tables.entries.c.container_id, "container_ids"))
+    .order_by(tables.entries.c.seq)
+)
+_ENTRIES_OF_UP_TO = _ENTRIES_OF.where(tables.entries.c.seq <= bindparam("up_to_seq"))
+_CONFLICTS_OF = select(
+    tables.rejected.c.event_id, tables.rejected.c.container_id, tables.rejected.c.rejected_at
+).where(
+    matches_any_of(tables.rejected.c.container_id, "container_ids"),
+    tables.rejected.c.reason_code == DUPLICATE_CONFLICT,
+)
+
+
 def load_entries(
     connection: Connection, container_ids: Collection[str], *, up_to_seq: int | None = None
 ) -> dict[str, list[RecordedEntry]]:
-    query = (
-        select(tables.entries)
-        .where(matches_any(tables.entries.c.container_id, container_ids))
-        .order_by(tables.entries.c.seq)
-    )
+    parameters: dict[str, object] = {"container_ids": list(container_ids)}
+    query = _ENTRIES_OF
     if up_to_seq is not None:
-        query = query.where(tables.entries.c.seq <= up_to_seq)
+        query = _ENTRIES_OF_UP_TO
+        parameters["up_to_seq"] = up_to_seq
     grouped: dict[str, list[RecordedEntry]] = defaultdict(list)
-    for row in connection.execute(query).mappings():
+    for row in connection.execute(query, parameters).mappings():
         grouped[row["container_id"]].append(recorded_entry(row))
     return grouped
 
@@ -48,14 +61,8 @@ def load_entries(
 def load_conflicts(
     connection: Connection, container_ids: Collection[str]
 ) -> dict[str, list[DuplicateConflict]]:
-    rejected = tables.rejected
-    rows = connection.execute(
-        select(rejected.c.event_id, rejected.c.container_id, rejected.c.rejected_at).where(
-            matches_any(rejected.c.container_id, container_ids),
-            rejected.c.reason_code == DUPLICATE_CONFLICT,
-        )
-    )
     grouped: dict[str, list[DuplicateConflict]] = defaultdict(list)
+    rows = connection.execute(_CONFLICTS_OF, {"container_ids": list(container_ids)})
     for event_id, container_id, rejected_at in rows:
         grouped[container_id].append(DuplicateConflict(event_id, container_id, rejected_at))
     return grouped
