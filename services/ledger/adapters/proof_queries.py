@@ -1,4 +1,10 @@
-"""Proofs and bundles for the auditor API, each read in one consistent snapshot."""
+"""Proofs and bundles for the auditor API.
+
+They read only rows that are never changed once committed (entries, Merkle nodes, signed
+checkpoints), and each statement of a session sees everything the one before it saw. So an
+answer's statements need no shared snapshot, and they run without BEGIN and COMMIT: two round
+trips fewer per proof.
+"""
 
 from __future__ import annotations
 
@@ -40,14 +46,14 @@ _LEAF = select(tables.entries.c.seq, tables.entries.c.entry_hash).where(
 
 class ProofQueries:
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine.execution_options(isolation_level="REPEATABLE READ")
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def latest(self) -> StoredCheckpoint | None:
-        with self._engine.begin() as connection:
+        with self._engine.connect() as connection:
             return latest_checkpoint(connection)
 
     def inclusion(self, event_id: UUID, tree_size: int | None) -> InclusionAnswer:
-        with self._engine.begin() as connection:
+        with self._engine.connect() as connection:
             row = connection.execute(_LEAF, {"event_id": event_id}).first()
             if row is None:
                 raise ProofUnavailable(f"event {event_id} is not recorded")
@@ -73,7 +79,7 @@ class ProofQueries:
     def consistency(
         self, first: int, second: int
     ) -> tuple[StoredCheckpoint, StoredCheckpoint, list[bytes]]:
-        with self._engine.begin() as connection:
+        with self._engine.connect() as connection:
             older = checkpoint_at(connection, first)
             if older is None:
                 raise ProofUnavailable(f"no signed checkpoint has tree size {first}")
@@ -84,7 +90,7 @@ class ProofQueries:
 
     def bundle(self, container_id: str, trusted_size: int | None) -> dict[str, Any]:
         entries = tables.entries
-        with self._engine.begin() as connection:
+        with self._engine.connect() as connection:
             checkpoint = latest_checkpoint(connection)
             if checkpoint is None:
                 raise ProofUnavailable("no checkpoint has been signed yet")

@@ -65,13 +65,16 @@ def anomaly_condition(code: AnomalyCode, now: datetime, rules: CustodyRules) -> 
 
 class LedgerQueries:
     def __init__(self, engine: Engine, rules: CustodyRules) -> None:
-        self._engine = engine
+        self._shared = engine
+        # Each statement reads its own snapshot, as it would in a READ COMMITTED transaction,
+        # without the BEGIN and ROLLBACK round trips: half PostgreSQL's CPU for a trail.
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.rules = rules
 
     @property
     def engine(self) -> Engine:
         """For sibling read-side query objects that share this one's connection pool."""
-        return self._engine
+        return self._shared
 
     def trail(
         self, container_id: str, *, now: datetime, as_of: datetime | None = None
