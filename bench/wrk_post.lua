@@ -1,6 +1,6 @@
 -- wrk script: POST fresh dropoff events to ingest, one per request or a batch per request.
 -- wrk -s bench/wrk_post.lua URL -- TOKEN MODE   (MODE: single | batch500)
--- Prints one JSON line at the end: requests, duration, non-2xx, latency percentiles (µs).
+-- Ends with one JSON line of figures (wrk_report.lua).
 
 local threads = {}
 local thread_number = 0
@@ -42,11 +42,4 @@ request = function()
     '{"events":[' .. table.concat(events, ",") .. ']}')
 end
 
-function done(summary, latency, requests)
-  local failed = summary.errors.status + summary.errors.connect + summary.errors.read +
-    summary.errors.write + summary.errors.timeout
-  io.write(string.format(
-    '{"requests":%d,"duration_us":%d,"failed":%d,"p50_us":%d,"p99_us":%d}\n',
-    summary.requests, summary.duration, failed,
-    latency:percentile(50), latency:percentile(99)))
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_report.lua")
