@@ -90,8 +90,8 @@ def settle(settings: Settings) -> float:
     """Vacuum, analyse and checkpoint after the bulk load; returns the seconds it took.
 
     A ledger that reached this size over months has had this done by autovacuum as it grew.
-    Right after a bulk load, autovacuum and the checkpointer would instead share the disk and
-    the two cores with the measured queries (one 15:25 run stalled for half a second).
+    Right after a bulk load, autovacuum of ``ledger.entries`` started about a minute later,
+    while the queries were being measured, sharing the disk and the two cores with them.
     """
     started = time.perf_counter()
     engine = create_engine(settings.admin_database_url, isolation_level="AUTOCOMMIT")
