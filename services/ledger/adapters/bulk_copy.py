@@ -14,10 +14,10 @@ from functools import cache
 from typing import Any
 
 import orjson
-import psycopg
 from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, Dialect, Table
-from sqlalchemy.exc import DBAPIError
+
+from services.ledger.adapters.driver import errors_as_dbapi_errors, psycopg_connection
 
 
 def _dumps(value: Any) -> str:
@@ -42,18 +42,16 @@ def copy_rows(
     into: str | None = None,
 ) -> None:
     """COPY ``rows`` into ``table`` (or into ``into``, a table shaped like it)."""
-    driver = connection.connection.driver_connection
-    assert isinstance(driver, psycopg.Connection)
     destination = into or table.fullname
     statement = f"COPY {destination} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
-    try:
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            copy.set_types(_column_types(table, tuple(columns), connection.dialect))
-            for row in rows:
-                copy.write_row(row)
-    except psycopg.Error as error:
-        # Raised as SQLAlchemy raises everything else, so callers handle one family of errors.
-        raise DBAPIError.instance(statement, None, error, psycopg.Error) from error
+    with (
+        errors_as_dbapi_errors(statement),
+        psycopg_connection(connection).cursor() as cursor,
+        cursor.copy(statement) as copy,
+    ):
+        copy.set_types(_column_types(table, tuple(columns), connection.dialect))
+        for row in rows:
+            copy.write_row(row)
 
 
 def merge_rows(

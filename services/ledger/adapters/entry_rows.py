@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import RowMapping
+from collections.abc import Mapping
+from typing import Any
 
 from services.contract import Origin, OriginKind, parse_event
 from services.ledger.domain.entries import RecordedEntry
 
 
-def recorded_entry(row: RowMapping) -> RecordedEntry:
+def recorded_entry(row: Mapping[Any, Any]) -> RecordedEntry:
+    """From a SQLAlchemy RowMapping or a psycopg dict row."""
     return RecordedEntry(
         seq=row["seq"],
         event=parse_event(row["body"]),

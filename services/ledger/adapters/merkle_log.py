@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from services.ledger.adapters import tables
+from services.ledger.adapters.driver import PreparedRead
 from services.ledger.adapters.merkle_store import source_for
 from services.ledger.domain.checkpoint import Checkpoint
 from services.ledger.domain.merkle import consistency_proof, inclusion_proof, root_hash
@@ -47,32 +49,38 @@ def consistency_between(connection: Connection, first: int, second: int) -> list
     )
 
 
-def _stored(row: Row[Any]) -> StoredCheckpoint:
+def _stored(row: Mapping[Any, Any]) -> StoredCheckpoint:
     return StoredCheckpoint(
-        Checkpoint(row.origin, row.tree_size, bytes(row.root_hash)),
-        row.key_name,
-        row.note,
-        row.created_at,
+        Checkpoint(row["origin"], row["tree_size"], bytes(row["root_hash"])),
+        row["key_name"],
+        row["note"],
+        row["created_at"],
     )
 
 
-_LATEST = select(tables.checkpoints).order_by(tables.checkpoints.c.tree_size.desc()).limit(1)
-_AT_SIZE = select(tables.checkpoints).where(tables.checkpoints.c.tree_size == bindparam("size"))
+_LATEST = PreparedRead(
+    select(tables.checkpoints).order_by(tables.checkpoints.c.tree_size.desc()).limit(1)
+)
+_AT_SIZE = PreparedRead(
+    select(tables.checkpoints).where(tables.checkpoints.c.tree_size == bindparam("size"))
+)
 
 
 def latest_checkpoint(connection: Connection) -> StoredCheckpoint | None:
-    row = connection.execute(_LATEST).first()
-    return _stored(row) if row is not None else None
+    rows = _LATEST.rows(connection, {})
+    return _stored(rows[0]) if rows else None
 
 
 def checkpoint_at(connection: Connection, size: int) -> StoredCheckpoint | None:
-    row = connection.execute(_AT_SIZE, {"size": size}).first()
-    return _stored(row) if row is not None else None
+    rows = _AT_SIZE.rows(connection, {"size": size})
+    return _stored(rows[0]) if rows else None
 
 
 def all_checkpoints(engine: Engine) -> list[StoredCheckpoint]:
     with engine.connect() as connection:
-        rows = connection.execute(
-            select(tables.checkpoints).order_by(tables.checkpoints.c.tree_size)
-        ).all()
+        rows = (
+            connection.execute(select(tables.checkpoints).order_by(tables.checkpoints.c.tree_size))
+            .mappings()
+            .all()
+        )
     return [_stored(row) for row in rows]

@@ -8,14 +8,17 @@ from sqlalchemy import Connection, text
 
 from services.ledger.adapters import tables
 from services.ledger.adapters.bulk_copy import copy_rows
+from services.ledger.adapters.driver import PreparedRead
 from services.ledger.domain.merkle import Frontier, NodeKey, NodeSource, nodes_needed
 
 # The keys go as two arrays, so the statement text is the same whatever their number and
 # PostgreSQL can keep one prepared plan for it.
-_FETCH_NODES = text(
-    "SELECT n.level, n.idx, n.hash FROM ledger.merkle_nodes AS n "
-    "JOIN unnest(CAST(:levels AS smallint[]), CAST(:indexes AS bigint[])) AS k (level, idx) "
-    "USING (level, idx)"
+_FETCH_NODES = PreparedRead(
+    text(
+        "SELECT n.level, n.idx, n.hash FROM ledger.merkle_nodes AS n "
+        "JOIN unnest(CAST(:levels AS smallint[]), CAST(:indexes AS bigint[])) AS k (level, idx) "
+        "USING (level, idx)"
+    )
 )
 
 
@@ -23,8 +26,8 @@ def fetch_nodes(connection: Connection, keys: Collection[NodeKey]) -> dict[NodeK
     if not keys:
         return {}
     levels, indexes = zip(*keys, strict=True)
-    rows = connection.execute(_FETCH_NODES, {"levels": list(levels), "indexes": list(indexes)})
-    return {(level, idx): bytes(digest) for level, idx, digest in rows}
+    rows = _FETCH_NODES.rows(connection, {"levels": list(levels), "indexes": list(indexes)})
+    return {(row["level"], row["idx"]): row["hash"] for row in rows}
 
 
 def prefetched_source(connection: Connection, keys: Collection[NodeKey]) -> NodeSource:

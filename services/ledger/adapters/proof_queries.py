@@ -15,6 +15,7 @@ from uuid import UUID
 from sqlalchemy import Engine, bindparam, select
 
 from services.ledger.adapters import tables
+from services.ledger.adapters.driver import PreparedRead
 from services.ledger.adapters.merkle_log import (
     StoredCheckpoint,
     checkpoint_at,
@@ -39,8 +40,10 @@ class InclusionAnswer:
     checkpoint: StoredCheckpoint | None
 
 
-_LEAF = select(tables.entries.c.seq, tables.entries.c.entry_hash).where(
-    tables.entries.c.event_id == bindparam("event_id")
+_LEAF = PreparedRead(
+    select(tables.entries.c.seq, tables.entries.c.entry_hash).where(
+        tables.entries.c.event_id == bindparam("event_id")
+    )
 )
 
 
@@ -54,9 +57,10 @@ class ProofQueries:
 
     def inclusion(self, event_id: UUID, tree_size: int | None) -> InclusionAnswer:
         with self._engine.connect() as connection:
-            row = connection.execute(_LEAF, {"event_id": event_id}).first()
-            if row is None:
+            leaves = _LEAF.rows(connection, {"event_id": event_id})
+            if not leaves:
                 raise ProofUnavailable(f"event {event_id} is not recorded")
+            seq, entry_hash = leaves[0]["seq"], leaves[0]["entry_hash"]
             checkpoint = (
                 latest_checkpoint(connection)
                 if tree_size is None
@@ -69,12 +73,12 @@ class ProofQueries:
                     else f"no signed checkpoint has tree size {tree_size}"
                 )
             size = checkpoint.checkpoint.tree_size
-            if row.seq >= size:
+            if seq >= size:
                 raise ProofUnavailable(
-                    f"event {event_id} (seq {row.seq}) is newer than checkpoint size {size}"
+                    f"event {event_id} (seq {seq}) is newer than checkpoint size {size}"
                 )
-            proof = inclusion_at(connection, row.seq, size)
-        return InclusionAnswer(row.seq, bytes(row.entry_hash), size, proof, checkpoint)
+            proof = inclusion_at(connection, seq, size)
+        return InclusionAnswer(seq, entry_hash, size, proof, checkpoint)
 
     def consistency(
         self, first: int, second: int

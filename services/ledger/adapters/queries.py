@@ -7,9 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Engine, and_, false, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, false, or_, select
 
 from services.ledger.adapters import tables
+from services.ledger.adapters.driver import PreparedRead
 from services.ledger.adapters.entry_rows import recorded_entry
 from services.ledger.adapters.read_model import load_conflicts, load_entries
 from services.ledger.adapters.read_model import trails as reconstruct_trails
@@ -23,6 +24,9 @@ from services.ledger.domain.custody import (
 from services.ledger.domain.entries import RecordedEntry
 
 _SITE_STATES = (ContainerState.OPEN.value, ContainerState.SEALED.value)
+_ENTRY = PreparedRead(
+    select(tables.entries).where(tables.entries.c.event_id == bindparam("event_id"))
+)
 
 
 @dataclass(frozen=True)
@@ -127,14 +131,8 @@ class LedgerQueries:
 
     def entry(self, event_id: UUID) -> RecordedEntry | None:
         with self._engine.connect() as connection:
-            row = (
-                connection.execute(
-                    select(tables.entries).where(tables.entries.c.event_id == event_id)
-                )
-                .mappings()
-                .first()
-            )
-        return recorded_entry(row) if row is not None else None
+            rows = _ENTRY.rows(connection, {"event_id": event_id})
+        return recorded_entry(rows[0]) if rows else None
 
     def trails_with_anomalies(
         self, code: AnomalyCode | None, *, now: datetime, after: str | None, limit: int

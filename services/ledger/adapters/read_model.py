@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, delete, select
 from services.ledger.adapters import tables
 from services.ledger.adapters.array_match import matches_any, matches_any_of
 from services.ledger.adapters.bulk_copy import jsonb, merge_rows
+from services.ledger.adapters.driver import PreparedRead
 from services.ledger.adapters.entry_rows import recorded_entry
 from services.ledger.domain.custody import (
     TIME_BASED_CODES,
@@ -29,18 +30,20 @@ from services.ledger.domain.report_facts import ContainerFacts, container_facts,
 DUPLICATE_CONFLICT = "duplicate_conflict"
 
 
-# Built once: SQLAlchemy then neither rebuilds them nor recomputes their cache keys per call.
 _ENTRIES_OF = (
     select(tables.entries)
     .where(matches_any_of(tables.entries.c.container_id, "container_ids"))
     .order_by(tables.entries.c.seq)
 )
-_ENTRIES_OF_UP_TO = _ENTRIES_OF.where(tables.entries.c.seq <= bindparam("up_to_seq"))
-_CONFLICTS_OF = select(
-    tables.rejected.c.event_id, tables.rejected.c.container_id, tables.rejected.c.rejected_at
-).where(
-    matches_any_of(tables.rejected.c.container_id, "container_ids"),
-    tables.rejected.c.reason_code == DUPLICATE_CONFLICT,
+_ENTRIES = PreparedRead(_ENTRIES_OF)
+_ENTRIES_UP_TO = PreparedRead(_ENTRIES_OF.where(tables.entries.c.seq <= bindparam("up_to_seq")))
+_CONFLICTS = PreparedRead(
+    select(
+        tables.rejected.c.event_id, tables.rejected.c.container_id, tables.rejected.c.rejected_at
+    ).where(
+        matches_any_of(tables.rejected.c.container_id, "container_ids"),
+        tables.rejected.c.reason_code == DUPLICATE_CONFLICT,
+    )
 )
 
 
@@ -48,12 +51,12 @@ def load_entries(
     connection: Connection, container_ids: Collection[str], *, up_to_seq: int | None = None
 ) -> dict[str, list[RecordedEntry]]:
     parameters: dict[str, object] = {"container_ids": list(container_ids)}
-    query = _ENTRIES_OF
+    query = _ENTRIES
     if up_to_seq is not None:
-        query = _ENTRIES_OF_UP_TO
+        query = _ENTRIES_UP_TO
         parameters["up_to_seq"] = up_to_seq
     grouped: dict[str, list[RecordedEntry]] = defaultdict(list)
-    for row in connection.execute(query, parameters).mappings():
+    for row in query.rows(connection, parameters):
         grouped[row["container_id"]].append(recorded_entry(row))
     return grouped
 
@@ -62,9 +65,10 @@ def load_conflicts(
     connection: Connection, container_ids: Collection[str]
 ) -> dict[str, list[DuplicateConflict]]:
     grouped: dict[str, list[DuplicateConflict]] = defaultdict(list)
-    rows = connection.execute(_CONFLICTS_OF, {"container_ids": list(container_ids)})
-    for event_id, container_id, rejected_at in rows:
-        grouped[container_id].append(DuplicateConflict(event_id, container_id, rejected_at))
+    for row in _CONFLICTS.rows(connection, {"container_ids": list(container_ids)}):
+        grouped[row["container_id"]].append(
+            DuplicateConflict(row["event_id"], row["container_id"], row["rejected_at"])
+        )
     return grouped
 
 
