@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import orjson
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 
 from services.ledger.adapters import tables
-from services.ledger.adapters.array_match import matches_any
+from services.ledger.adapters.array_match import matches_any_of
 from services.ledger.adapters.bulk_copy import copy_rows, jsonb
+from services.ledger.adapters.driver import PreparedRead
 from services.ledger.adapters.merkle_store import append_leaves
 from services.ledger.adapters.outbox import enqueue_notifications
 from services.ledger.adapters.read_model import (
@@ -89,6 +90,44 @@ def _uuid_text(value: object) -> str | None:
         return None
 
 
+# Built once: a statement built per batch around its values (thousands of UUIDs) is freed
+# only by the garbage collector, as SQLAlchemy's expressions hold reference cycles; its
+# young-generation collections then took 100-290 ms, stalling the append they fell into.
+_RECORDED_BODIES = PreparedRead(
+    select(tables.entries.c.event_id, tables.entries.c.body).where(
+        matches_any_of(tables.entries.c.event_id, "event_ids")
+    )
+)
+_CHAIN_HEADS = PreparedRead(
+    select(tables.entries.c.container_id, tables.entries.c.entry_hash)
+    .where(matches_any_of(tables.entries.c.container_id, "container_ids"))
+    .ext(distinct_on(tables.entries.c.container_id))
+    .order_by(tables.entries.c.container_id, tables.entries.c.seq.desc())
+)
+_NEXT_SEQ = select(func.coalesce(func.max(tables.entries.c.seq) + 1, 0))
+_LOCK_FOR_APPEND = text("SELECT ledger.lock_entries_for_append()")
+_DONE_OFFSETS = select(
+    tables.consumer_offsets.c.topic,
+    tables.consumer_offsets.c.kafka_partition,
+    tables.consumer_offsets.c.next_offset,
+).where(
+    tables.consumer_offsets.c.consumer_group == bindparam("group"),
+    matches_any_of(tables.consumer_offsets.c.topic, "topics"),
+)
+_INSERT_REJECTIONS = insert(tables.rejected).on_conflict_do_nothing(
+    index_elements=["kafka_topic", "kafka_partition", "kafka_offset"]
+)
+_new_offsets = insert(tables.consumer_offsets)
+_STORE_OFFSETS = _new_offsets.on_conflict_do_update(
+    index_elements=["consumer_group", "topic", "kafka_partition"],
+    set_={
+        "next_offset": func.greatest(
+            tables.consumer_offsets.c.next_offset, _new_offsets.excluded.next_offset
+        )
+    },
+)
+
+
 @dataclass(frozen=True, slots=True)
 class AppendResult:
     appended: int
@@ -129,7 +168,7 @@ class LedgerStore:
     ) -> AppendResult:
         """Record one polled batch; ``next_offsets`` is where each partition resumes after it."""
         with self._engine.begin() as connection:
-            connection.execute(text("SELECT ledger.lock_entries_for_append()"))
+            connection.execute(_LOCK_FOR_APPEND)
             done = self._done_offsets(connection, next_offsets)
 
             def fresh(message: IncomingMessage) -> bool:
@@ -188,44 +227,28 @@ class LedgerStore:
     def _done_offsets(
         self, connection: Connection, next_offsets: Mapping[TopicPartition, int]
     ) -> dict[TopicPartition, int]:
-        offsets = tables.consumer_offsets
-        topics = {topic for topic, _ in next_offsets}
-        rows = connection.execute(
-            select(offsets.c.topic, offsets.c.kafka_partition, offsets.c.next_offset).where(
-                offsets.c.consumer_group == self._group, offsets.c.topic.in_(topics)
-            )
-        )
+        topics = list({topic for topic, _ in next_offsets})
+        rows = connection.execute(_DONE_OFFSETS, {"group": self._group, "topics": topics})
         return {(topic, partition): next_offset for topic, partition, next_offset in rows}
 
     def _plan(
         self, connection: Connection, todo: Sequence[DecodedMessage], recorded_at: datetime
     ) -> AppendPlan:
-        entries = tables.entries
         event_ids = list({item.envelope.event.event_id for item in todo})
         container_ids = list({item.envelope.event.container_id for item in todo})
         recorded_bodies = {}
         if event_ids:
-            recorded_bodies = dict(
-                connection.execute(
-                    select(entries.c.event_id, entries.c.body).where(
-                        matches_any(entries.c.event_id, event_ids)
-                    )
-                ).all()
-            )
+            recorded_bodies = {
+                row["event_id"]: row["body"]
+                for row in _RECORDED_BODIES.rows(connection, {"event_ids": event_ids})
+            }
         heads = {}
         if container_ids:
             heads = {
-                container_id: bytes(digest)
-                for container_id, digest in connection.execute(
-                    select(entries.c.container_id, entries.c.entry_hash)
-                    .where(matches_any(entries.c.container_id, container_ids))
-                    .ext(distinct_on(entries.c.container_id))
-                    .order_by(entries.c.container_id, entries.c.seq.desc())
-                )
+                row["container_id"]: row["entry_hash"]
+                for row in _CHAIN_HEADS.rows(connection, {"container_ids": container_ids})
             }
-        next_seq = connection.execute(
-            select(func.coalesce(func.max(entries.c.seq) + 1, 0))
-        ).scalar_one()
+        next_seq = connection.execute(_NEXT_SEQ).scalar_one()
         pending = [
             PendingEvent(item.envelope, item.body, item.message.partition, item.message.offset)
             for item in todo
@@ -271,11 +294,8 @@ class LedgerStore:
     def _insert_rejections(connection: Connection, rejections: Sequence[Rejection]) -> None:
         if not rejections:
             return
-        statement = insert(tables.rejected).on_conflict_do_nothing(
-            index_elements=["kafka_topic", "kafka_partition", "kafka_offset"]
-        )
         connection.execute(
-            statement,
+            _INSERT_REJECTIONS,
             [
                 {
                     "kafka_topic": item.message.topic,
@@ -296,16 +316,8 @@ class LedgerStore:
     ) -> None:
         if not next_offsets:
             return
-        statement = insert(tables.consumer_offsets)
         connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["consumer_group", "topic", "kafka_partition"],
-                set_={
-                    "next_offset": func.greatest(
-                        tables.consumer_offsets.c.next_offset, statement.excluded.next_offset
-                    )
-                },
-            ),
+            _STORE_OFFSETS,
             [
                 {
                     "consumer_group": self._group,

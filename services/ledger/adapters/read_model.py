@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, delete, select
 
 from services.ledger.adapters import tables
-from services.ledger.adapters.array_match import matches_any, matches_any_of
+from services.ledger.adapters.array_match import matches_any_of
 from services.ledger.adapters.bulk_copy import jsonb, merge_rows
 from services.ledger.adapters.driver import PreparedRead
 from services.ledger.adapters.entry_rows import recorded_entry
@@ -34,6 +34,9 @@ _ENTRIES_OF = (
     select(tables.entries)
     .where(matches_any_of(tables.entries.c.container_id, "container_ids"))
     .order_by(tables.entries.c.seq)
+)
+_DELETE_CONTAINERS = delete(tables.containers).where(
+    matches_any_of(tables.containers.c.container_id, "container_ids")
 )
 _ENTRIES = PreparedRead(_ENTRIES_OF)
 _ENTRIES_UP_TO = PreparedRead(_ENTRIES_OF.where(tables.entries.c.seq <= bindparam("up_to_seq")))
@@ -137,10 +140,7 @@ def upsert_trails(connection: Connection, trails: Iterable[CustodyTrail]) -> Non
         else:
             rows.append(_container_row(trail))
     if stateless:
-        containers = tables.containers
-        connection.execute(
-            delete(containers).where(matches_any(containers.c.container_id, stateless))
-        )
+        connection.execute(_DELETE_CONTAINERS, {"container_ids": stateless})
     if rows:
         merge_rows(
             connection,
