@@ -33,9 +33,9 @@ def errors_as_dbapi_errors(statement: str) -> Iterator[None]:
 class PreparedRead:
     """A Core SELECT compiled once and run as a server-side prepared statement, rows as dicts.
 
-    For reads on every auditor request: SQLAlchemy's execution and result layers cost a
-    custody trail about a fifth of a millisecond of CPU per statement on a 2-core host, more
-    than PostgreSQL spends running it. The statement text still comes from ``tables``.
+    For the reads of every auditor request and consumer batch: SQLAlchemy's execution and
+    result layers cost a custody trail about a fifth of a millisecond of CPU per statement on a
+    2-core host, more than PostgreSQL spends running it. The text still comes from ``tables``.
     """
 
     def __init__(self, statement: ClauseElement) -> None:
