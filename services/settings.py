@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     consumer_group: str = "custody-ledger"
     consumer_batch_max: Annotated[int, Field(ge=1, le=50_000)] = 2000
     consumer_poll_ms: Annotated[int, Field(ge=1, le=60_000)] = 200
+    consumer_analyze_check_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
+        default=60.0,
+        description="How often the consumer checks, between batches, whether ledger.entries "
+        "needs ANALYZE (autovacuum cannot take the table while appends hold its lock).",
+    )
 
     ingest_host: str = "127.0.0.1"
     ingest_port: Port = 8000

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from services.ledger.adapters.database import make_engine
+from services.ledger.adapters.entries_statistics import EntriesStatistics
 from services.ledger.adapters.ledger_store import LedgerStore
 from services.ledger.adapters.proof_queries import ProofQueries
 from services.ledger.adapters.queries import LedgerQueries
@@ -78,6 +79,7 @@ def build_consumer(settings: Settings | None = None) -> LedgerConsumer:
     store = LedgerStore(engine, group=settings.consumer_group, rules=custody_rules(settings))
     consumer = LedgerConsumer(
         store=store,
+        statistics=EntriesStatistics(engine, check_every_s=settings.consumer_analyze_check_s),
         bootstrap=settings.kafka_bootstrap,
         topic=settings.topic,
         dlq_topic=settings.dlq_topic,

@@ -24,6 +24,7 @@ log = logging.getLogger("custody.consumer")
 class ConsumerMetrics:
     batch_size: Histogram
     append_seconds: Histogram
+    analyze_seconds: Histogram
     events: Counter
     lag: Gauge
     ready: Gauge
@@ -58,6 +59,11 @@ def consumer_metrics() -> ConsumerMetrics:
             "custody_consumer_append_seconds",
             "Duration of one batch's append transaction in PostgreSQL",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        ),
+        analyze_seconds=Histogram(
+            "custody_consumer_analyze_seconds",
+            "Duration of each ANALYZE of ledger.entries the consumer ran between batches",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         ),
         events=Counter(
             "custody_consumer_events_total",

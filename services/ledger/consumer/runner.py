@@ -15,6 +15,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from services.ledger.adapters.entries_statistics import EntriesStatistics
 from services.ledger.adapters.ledger_store import LedgerStore, Rejection, dlq_payload
 from services.ledger.consumer.decode import (
     DecodedMessage,
@@ -81,6 +82,7 @@ class LedgerConsumer:
         self,
         *,
         store: LedgerStore,
+        statistics: EntriesStatistics,
         bootstrap: str,
         topic: str,
         dlq_topic: str,
@@ -91,6 +93,7 @@ class LedgerConsumer:
         retry_backoff_s: float = 1.0,
     ) -> None:
         self._store = store
+        self._statistics = statistics
         self._retry_backoff_s = retry_backoff_s
         self.ready = True
         self._rejoin_after_s = rejoin_after_s
@@ -232,7 +235,19 @@ class LedgerConsumer:
             result.already_done,
             elapsed * 1000,
         )
+        if result.appended:
+            self._keep_statistics()
         return len(records)
+
+    def _keep_statistics(self) -> None:
+        try:
+            seconds = self._statistics.analyze_if_due()
+        except DBAPIError as error:  # the batch is recorded; the next check will try again
+            log.warning("ledger.entries not analysed: %s", error.orig or error)
+            return
+        if seconds is not None:
+            consumer_metrics().analyze_seconds.observe(seconds)
+            log.info("analysed ledger.entries in %.0f ms", seconds * 1000)
 
     def _rewind(self, records: list[Any]) -> None:
         """Seek back so the next poll hands the unrecorded batch out again."""
