@@ -94,19 +94,21 @@ def test_two_consumers_one_killed_mid_stream_rebalance_loses_nothing(
     stack: LiveStack, tmp_path: Path
 ) -> None:
     settings = stack.settings(consumer_batch_max=250)
-    sent = produce_directly(settings, 10_000, "G")
     engine = make_engine(settings.database_url, pool_size=1)
     recorded = entry_counter(engine)
 
     first = start_service(settings, "consumer", tmp_path / "first")
     second = start_service(settings, "consumer", tmp_path / "second")
     try:
-        # Both members must hold partitions before one of them dies mid-stream.
+        # Both members hold partitions before the events arrive, so both are consuming when one
+        # of them dies. (Produced earlier, the events were once all recorded by the first member
+        # while the second was still joining, and the kill came after the stream.)
         wait_for(
             lambda: all(ASSIGNED.search(c.log.read_text()) for c in (first, second)),
             what="both consumers assigned partitions",
             timeout=120,
         )
+        sent = produce_directly(settings, 10_000, "G")
         wait_for(lambda: recorded() >= 1000, what="1,000 entries before the kill")
         first.kill()
         killed_at = recorded()
