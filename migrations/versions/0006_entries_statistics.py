@@ -28,22 +28,30 @@ def upgrade() -> None:
         f"""
         ALTER TABLE ledger.entries ALTER COLUMN body SET STATISTICS 0;
 
-        CREATE FUNCTION ledger.analyze_entries_if_stale() RETURNS boolean
+        -- Also returns how many more inserted rows will make the next ANALYZE due, so the
+        -- consumer can come back when its own appends alone would pass the threshold.
+        CREATE FUNCTION ledger.analyze_entries_if_stale(
+            OUT analysed boolean, OUT changes_until_due bigint)
           LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
         DECLARE
           changed bigint;
           estimated_rows double precision;
+          threshold bigint := current_setting('autovacuum_analyze_threshold')::bigint;
+          scale_factor double precision :=
+            current_setting('autovacuum_analyze_scale_factor')::double precision;
         BEGIN
-          SELECT s.n_mod_since_analyze, greatest(c.reltuples, 0)
+          SELECT coalesce(s.n_mod_since_analyze, 0), greatest(c.reltuples, 0)
             INTO changed, estimated_rows
-            FROM pg_stat_user_tables AS s JOIN pg_class AS c ON c.oid = s.relid
-           WHERE s.relid = 'ledger.entries'::regclass;
-          IF changed IS NULL OR changed <= current_setting('autovacuum_analyze_threshold')::bigint
-               + current_setting('autovacuum_analyze_scale_factor')::float8 * estimated_rows THEN
-            RETURN false;
+            FROM pg_class AS c LEFT JOIN pg_stat_user_tables AS s ON s.relid = c.oid
+           WHERE c.oid = 'ledger.entries'::regclass;
+          analysed := changed > threshold + scale_factor * estimated_rows;
+          IF analysed THEN
+            ANALYZE ledger.entries;
+            SELECT greatest(reltuples, 0) INTO estimated_rows
+              FROM pg_class WHERE oid = 'ledger.entries'::regclass;
+            changed := 0;
           END IF;
-          ANALYZE ledger.entries;
-          RETURN true;
+          changes_until_due := floor(threshold + scale_factor * estimated_rows) - changed + 1;
         END $$;
         REVOKE ALL ON FUNCTION ledger.analyze_entries_if_stale() FROM PUBLIC;
         GRANT EXECUTE ON FUNCTION ledger.analyze_entries_if_stale() TO {APP_ROLE};

@@ -76,26 +76,41 @@ def ledger(stack: LiveStack) -> Iterator[Ledger]:
 def test_analyzed_once_autovacuums_threshold_is_passed_and_not_before(ledger: Ledger) -> None:
     statistics = EntriesStatistics(ledger.app, check_every_s=0)
     assert ledger.estimated_rows() == -1  # never analysed
-    ledger.append(40)  # threshold with no estimate: 50 rows
-    assert statistics.analyze_if_due() is None
+    ledger.append(40)  # threshold with no estimate: more than 50 rows
+    assert statistics.analyze_if_due(40) is None
     ledger.append(160)
-    assert statistics.analyze_if_due() is not None
+    assert statistics.analyze_if_due(160) is not None
     assert ledger.estimated_rows() == 200
     assert ledger.changes_since_analyze() == 0
     ledger.unanalysed = 0
 
     ledger.append(60)  # threshold now 50 + 10 % of 200 = 70
-    assert statistics.analyze_if_due() is None
+    assert statistics.analyze_if_due(60) is None
     ledger.append(20)
-    assert statistics.analyze_if_due() is not None
+    assert statistics.analyze_if_due(20) is not None
     assert ledger.estimated_rows() == 280
 
 
-def test_checked_at_most_once_per_interval(ledger: Ledger) -> None:
-    statistics = EntriesStatistics(ledger.app, check_every_s=60)
-    assert statistics.analyze_if_due(now=1000) is None  # empty table: checked, nothing to do
-    ledger.append(100)
-    assert statistics.analyze_if_due(now=1059) is None
+def test_checked_when_its_own_appends_pass_the_threshold_else_once_a_minute(
+    ledger: Ledger,
+) -> None:
+    statistics = EntriesStatistics(ledger.app, check_every_s=60, min_gap_s=1)
+    assert statistics.analyze_if_due(0, now=1000) is None  # empty: checked, 51 rows to go
+    ledger.append(100)  # as another writer would: this consumer counts none of them
+    assert statistics.analyze_if_due(0, now=1030) is None
     assert ledger.estimated_rows() == -1
-    assert statistics.analyze_if_due(now=1060) is not None
+    assert statistics.analyze_if_due(0, now=1060) is not None  # a minute on: checked anyway
     assert ledger.estimated_rows() == 100
+    ledger.unanalysed = 0
+
+    ledger.append(61)  # due after 50 + 10 % of 100 = 60 more rows; its own, this time
+    assert statistics.analyze_if_due(30, now=1070) is None  # not yet its share
+    assert ledger.estimated_rows() == 100
+    assert statistics.analyze_if_due(31, now=1070.5) is not None
+    assert ledger.estimated_rows() == 161
+    ledger.unanalysed = 0
+
+    ledger.append(70)  # due after 50 + 16.1 = 66 more
+    assert statistics.analyze_if_due(70, now=1071) is None  # under a second since the last check
+    assert statistics.analyze_if_due(0, now=1071.5) is not None
+    assert ledger.estimated_rows() == 231

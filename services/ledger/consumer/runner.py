@@ -236,12 +236,12 @@ class LedgerConsumer:
             elapsed * 1000,
         )
         if result.appended:
-            self._keep_statistics()
+            self._keep_statistics(result.appended)
         return len(records)
 
-    def _keep_statistics(self) -> None:
+    def _keep_statistics(self, appended: int) -> None:
         try:
-            seconds = self._statistics.analyze_if_due()
+            seconds = self._statistics.analyze_if_due(appended)
         except DBAPIError as error:  # the batch is recorded; the next check will try again
             log.warning("ledger.entries not analysed: %s", error.orig or error)
             return
