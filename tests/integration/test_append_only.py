@@ -14,6 +14,7 @@ from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.integration
 
+LOCK = "SELECT ledger.lock_entries_for_append()"
 ROW = """
 INSERT INTO ledger.entries (seq, event_id, container_id, event_type, body, occurred_at,
   received_at, recorded_at, origin_kind, origin_party, origin_device, kafka_partition,
@@ -21,6 +22,11 @@ INSERT INTO ledger.entries (seq, event_id, container_id, event_type, body, occur
 VALUES (0, gen_random_uuid(), 'BX-1', 'dropoff', '{}', now(), now(), now(), 'device',
   'site-a', 'd1', 0, 0, decode(repeat('00', 32), 'hex'), decode(repeat('11', 32), 'hex'))
 """
+SECOND_ROW = (
+    ROW.replace("VALUES (0,", "VALUES (1,")
+    .replace("'d1', 0, 0", "'d1', 0, 1")
+    .replace("repeat('11', 32)", "repeat('22', 32)")
+)
 
 
 @pytest.mark.parametrize(
@@ -37,6 +43,7 @@ def test_app_role_cannot_rewrite_the_ledger(stack: LiveStack, statement: str) ->
     app_url, _ = stack.new_database()
     engine = create_engine(app_url)
     with engine.begin() as connection:
+        connection.execute(text(LOCK))
         connection.execute(text(ROW))
     with pytest.raises(DBAPIError) as failure, engine.begin() as connection:
         connection.execute(text(statement))
@@ -51,6 +58,7 @@ def test_triggers_stop_even_the_owner(stack: LiveStack) -> None:
     _, admin_url = stack.new_database()
     engine = create_engine(admin_url)
     with engine.begin() as connection:
+        connection.execute(text(LOCK))
         connection.execute(text(ROW))
     for statement in (
         "UPDATE ledger.entries SET seq = 5",
@@ -114,3 +122,62 @@ def test_upgrading_a_ledger_with_entries_backfills_its_merkle_nodes(stack: LiveS
     engine.dispose()
     assert root_hash(5, lambda level, idx: stored[(level, idx)]) == root_hash(5, expected)
     assert len(stored) == 2 * 5 - bin(5).count("1")
+
+
+@pytest.mark.parametrize("role", ["application", "owner"])
+def test_an_append_without_the_append_lock_is_refused(stack: LiveStack, role: str) -> None:
+    app_url, admin_url = stack.new_database()
+    engine = create_engine(app_url if role == "application" else admin_url)
+    with (
+        pytest.raises(DBAPIError, match="needs the append lock") as failure,
+        engine.begin() as connection,
+    ):
+        connection.execute(text(ROW))
+    assert getattr(failure.value.orig, "sqlstate", None) == "55000"
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM ledger.entries")).scalar_one() == 0
+    engine.dispose()
+
+
+def test_appenders_take_turns_until_commit(stack: LiveStack) -> None:
+    app_url, _ = stack.new_database()
+    engine = create_engine(app_url)
+    with engine.connect() as first, engine.connect() as second:
+        first.execute(text(LOCK))
+        first.execute(text(ROW))
+        second.execute(text("SET lock_timeout = '200ms'"))
+        with pytest.raises(DBAPIError) as waited:
+            second.execute(text(LOCK))
+        assert getattr(waited.value.orig, "sqlstate", None) == "55P03"  # lock_not_available
+        second.rollback()
+        first.commit()
+        second.execute(text(LOCK))  # free once the first append committed
+        second.execute(text(SECOND_ROW))
+        second.commit()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM ledger.entries")).scalar_one() == 2
+    engine.dispose()
+
+
+def test_vacuum_and_analyze_do_not_wait_for_an_append_in_progress(stack: LiveStack) -> None:
+    """The EXCLUSIVE table lock the append lock replaced made both wait, so autovacuum skipped
+    ledger.entries, or was cancelled after stalling the next append for deadlock_timeout."""
+    app_url, admin_url = stack.new_database()
+    appender = create_engine(app_url)
+    owner = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with appender.connect() as append, owner.connect() as maintenance:
+        append.execute(text(LOCK))
+        append.execute(text(ROW))  # still uncommitted: the append lock and the insert's locks
+        maintenance.execute(text("SET lock_timeout = '2s'"))
+        maintenance.execute(text("VACUUM ledger.entries"))
+        maintenance.execute(text("ANALYZE ledger.entries"))
+        analysed = maintenance.execute(
+            text(
+                "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE relid = 'ledger.entries'::regclass"
+            )
+        ).scalar_one()
+        append.commit()
+    assert analysed
+    appender.dispose()
+    owner.dispose()

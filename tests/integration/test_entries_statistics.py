@@ -26,6 +26,7 @@ class Ledger:
     def append(self, count: int) -> None:
         """Rows straight into ledger.entries: the statistics do not care how they came."""
         with self.admin.begin() as connection:
+            connection.execute(text("SELECT ledger.lock_entries_for_append()"))
             connection.execute(
                 text(
                     "INSERT INTO ledger.entries SELECT g, gen_random_uuid(), 'C-' || g, "

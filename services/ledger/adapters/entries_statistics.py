@@ -1,10 +1,9 @@
-"""Keeping ledger.entries analysed, which autovacuum cannot do while appends hold their lock.
+"""Keeping ledger.entries analysed while it grows faster than autovacuum looks at it.
 
-Autovacuum skips a table it cannot lock at once, and every append holds ledger.entries in
-EXCLUSIVE mode until it commits: under steady appends the table went unanalysed, and reads of
-many containers' entries were planned as scans of the whole table. The consumer calls
-``analyze_if_due`` between two batches, when it holds no lock; the database function applies
-autovacuum's own threshold, so this analyses when autovacuum would have.
+Autovacuum visits a table at most once a minute. A young ledger outgrew its plans within that
+minute: a prepared lookup planned when the table was small kept scanning it whole at 100,000
+entries. The consumer calls ``analyze_if_due`` between two batches; the database function
+applies autovacuum's own threshold, so this analyses when autovacuum would, only sooner.
 """
 
 from __future__ import annotations

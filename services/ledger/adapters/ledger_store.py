@@ -98,11 +98,10 @@ _RECORDED_BODIES = PreparedRead(
         matches_any_of(tables.entries.c.event_id, "event_ids")
     )
 )
-# One backward probe of (container_id, seq) per container. The DISTINCT ON form it replaces
-# was planned as a scan of the whole table whenever ledger.entries had no statistics, which
-# is the case under steady appends: autovacuum skips a table whose lock it cannot take, and
-# every append holds it (PostgreSQL logged "skipping vacuum of entries" each minute). Batches
-# then took longer as the ledger grew: 2,000 events in 13 s at 190,000 entries.
+# One backward probe of (container_id, seq) per container, whatever the statistics say. The
+# DISTINCT ON form it replaces was planned as a scan of the whole table when ledger.entries
+# had no statistics, as under steady appends before 0007 (autovacuum skipped the table its
+# lock could not take): 2,000 events took 13 s at 190,000 entries.
 _CHAIN_HEADS = PreparedRead(
     text(
         "SELECT k.container_id, h.entry_hash "
