@@ -29,8 +29,9 @@ class Settings(BaseSettings):
     consumer_poll_ms: Annotated[int, Field(ge=1, le=60_000)] = 200
     consumer_analyze_check_s: Annotated[float, Field(ge=0, le=86_400)] = Field(
         default=60.0,
-        description="How often the consumer checks, between batches, whether ledger.entries "
-        "needs ANALYZE (autovacuum cannot take the table while appends hold its lock).",
+        description="The longest the consumer goes between two checks of whether "
+        "ledger.entries needs ANALYZE; it also checks once its own appends would pass "
+        "autovacuum's threshold.",
     )
 
     ingest_host: str = "127.0.0.1"

@@ -63,7 +63,7 @@ def consumer_metrics() -> ConsumerMetrics:
         analyze_seconds=Histogram(
             "custody_consumer_analyze_seconds",
             "Duration of each ANALYZE of ledger.entries the consumer ran between batches",
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         ),
         events=Counter(
             "custody_consumer_events_total",
