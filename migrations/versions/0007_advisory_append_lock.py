@@ -21,19 +21,9 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-# pg_advisory_xact_lock(bigint) on the table's oid (below 2^32) shows in pg_locks as
-# classid 0, objid = the oid, objsubid 1.
-_HOLDS_APPEND_LOCK = """
-    EXISTS (SELECT 1 FROM pg_locks
-             WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-               AND classid = 0 AND objid = 'ledger.entries'::regclass::oid AND objsubid = 1)
-"""
-
-
 def upgrade() -> None:
     op.execute(
-        f"""
+        """
         CREATE OR REPLACE FUNCTION ledger.lock_entries_for_append() RETURNS void
           LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
         BEGIN
@@ -43,7 +33,12 @@ def upgrade() -> None:
         CREATE FUNCTION ledger.require_append_lock() RETURNS trigger
           LANGUAGE plpgsql SET search_path = pg_catalog AS $$
         BEGIN
-          IF NOT {_HOLDS_APPEND_LOCK} THEN
+          -- pg_advisory_xact_lock(bigint) on the table's oid (below 2^32) shows in pg_locks
+          -- as classid 0, objid = the oid, objsubid 1.
+          IF NOT EXISTS (SELECT 1 FROM pg_locks
+                          WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
+                            AND classid = 0 AND objid = 'ledger.entries'::regclass::oid
+                            AND objsubid = 1) THEN
             RAISE EXCEPTION USING
               ERRCODE = 'object_not_in_prerequisite_state',
               MESSAGE = 'appending to ledger.entries needs the append lock',

@@ -67,6 +67,8 @@ def ledger(stack: LiveStack) -> Iterator[Ledger]:
     app_url, admin_url = stack.new_database()
     app = make_engine(app_url, pool_size=1)
     admin = create_engine(admin_url)
+    with admin.begin() as connection:  # so that every ANALYZE here is the one under test
+        connection.execute(text("ALTER TABLE ledger.entries SET (autovacuum_enabled = false)"))
     try:
         yield Ledger(app, admin)
     finally:

@@ -27,6 +27,10 @@ pytestmark = pytest.mark.integration
 def env(stack: LiveStack) -> tuple[Settings, Network]:
     # Checked after every batch, so the test need not wait out the one-minute default.
     settings = stack.settings(consumer_analyze_check_s=0)
+    admin = make_engine(settings.admin_database_url, pool_size=1)
+    with admin.begin() as connection:  # so that every ANALYZE here is the consumer's
+        connection.execute(text("ALTER TABLE ledger.entries SET (autovacuum_enabled = false)"))
+    admin.dispose()
     return settings, register_network(settings)
 
 
