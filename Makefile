@@ -1,12 +1,14 @@
 # The two commands a newcomer needs:
 #   make demo   run the services with a demo network (installs, starts Kafka + PostgreSQL, migrates)
-#   make test   lint, type-check and run every test against a real Kafka broker and PostgreSQL
+#   make test   lint, type-check, check the layers and run every test against a real Kafka broker
+#               and PostgreSQL (what .ci/run runs)
+# Quicker, while working: make unit (pure tests, seconds), make integration, make e2e.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench stop status lint typecheck clean-var
+.PHONY: demo test unit integration e2e bench stop status lint typecheck imports clean-var
 
 $(STAMP): pyproject.toml
 	./scripts/ensure-prereqs.sh
@@ -31,8 +33,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+test: lint typecheck imports
 	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit tests/contract -m "not integration"
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration tests/contract
+
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run

@@ -25,8 +25,9 @@ from sqlalchemy.orm import DeclarativeBase, Session
 
 from bench.stats import Figure
 from bench.workload import envelopes
-from services.ledger.bootstrap import build_consumer
-from services.ledger.consumer.decode import IncomingMessage, decode
+from services.bootstrap import build_consumer
+from services.ledger.consumer.decode import decode
+from services.ledger.domain.messages import IncomingMessage
 from services.settings import Settings
 from services.stack.ephemeral import EphemeralStack
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.service_process import ROOT, TOKEN_CACHE_S, peak_rss_mb, start, stop, wait_ready
 from bench.stats import Figure
 from bench.steady_load import SAMPLE_EVERY, TRAIL_POLL_S
-from services.ledger.adapters.database import make_engine
+from services.db.engine import make_engine
 from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryStore
 from services.stack.ephemeral import EphemeralStack

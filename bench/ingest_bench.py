@@ -14,7 +14,7 @@ from bench.service_process import TOKEN_CACHE_S, peak_rss_mb, start, stop, wait_
 from bench.stats import Figure
 from bench.workload import ORIGINS
 from bench.wrk_load import wrk_post
-from services.ledger.adapters.database import make_engine
+from services.db.engine import make_engine
 from services.registry.principals import PartyRole
 from services.registry.store import RegistryStore
 from services.settings import Settings

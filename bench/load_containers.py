@@ -9,7 +9,7 @@ What it does, in order:
    the hub, plants, planted anomalies, duplicate and late uploads, corrections) and registers
    its parties and an auditor token;
 3. records every upload through the ledger's real append path — `decode` (the consumer's
-   contract check) then `LedgerStore.append_batch` (lock, replay skip, gapless seq, hash chain,
+   contract check) then `LedgerAppender.append` (lock, replay skip, gapless seq, hash chain,
    Merkle nodes, read model, offsets in one transaction), 2,000 messages a batch, as the
    consumer does. Only Kafka is left out, to load fast: each upload becomes the messages ingest
    would have produced (key = container id, partition = crc32 of it, received_at = the
@@ -35,18 +35,21 @@ import time
 import zlib
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
 import orjson
 
-from services.ledger.adapters.database import make_engine
-from services.ledger.adapters.ledger_store import LedgerStore
-from services.ledger.adapters.migrate import upgrade
+from services.db.engine import make_engine
+from services.db.migrations import upgrade
+from services.ledger.adapters.append_unit_of_work import PostgresAppendUnitOfWork
 from services.ledger.adapters.signing_keys import create_key, load_private_key
-from services.ledger.checkpointer import Checkpointer
-from services.ledger.consumer.decode import IncomingMessage, decode
+from services.ledger.consumer.decode import decode
 from services.ledger.domain.custody import CustodyRules
+from services.ledger.domain.messages import IncomingMessage
+from services.ledger.service.append import LedgerAppender
+from services.ledger.service.checkpointer import Checkpointer
 from services.registry.principals import ApiRole
 from services.registry.store import RegistryStore
 from services.settings import Settings, settings_environment
@@ -80,14 +83,14 @@ def messages(scenario: Scenario) -> list[IncomingMessage]:
     return found
 
 
-def record(store: LedgerStore, incoming: list[IncomingMessage]) -> int:
+def record(store: LedgerAppender, incoming: list[IncomingMessage]) -> int:
     appended = 0
     for start in range(0, len(incoming), BATCH):
         chunk = incoming[start : start + BATCH]
         next_offsets: dict[tuple[str, int], int] = {}
         for message in chunk:
             next_offsets[(message.topic, message.partition)] = message.offset + 1
-        result = store.append_batch([decode(message) for message in chunk], [], next_offsets)
+        result = store.append([decode(message) for message in chunk], [], next_offsets)
         appended += result.appended
     return appended
 
@@ -204,7 +207,9 @@ def main() -> None:
         token = registry.add_api_token("bench-auditor", ApiRole.AUDITOR)
 
         incoming = messages(scenario)
-        store = LedgerStore(engine, group="bench-ui", rules=CustodyRules())
+        store = LedgerAppender(
+            partial(PostgresAppendUnitOfWork, engine, "bench-ui"), rules=CustodyRules()
+        )
         started = time.perf_counter()
         appended = record(store, incoming)
         load_s = time.perf_counter() - started

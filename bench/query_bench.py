@@ -6,6 +6,7 @@ import random
 import time
 import zlib
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -17,13 +18,15 @@ from bench.service_process import TOKEN_CACHE_S, peak_rss_mb, start, stop, wait_
 from bench.stats import Figure
 from bench.workload import ORIGINS, lives
 from bench.wrk_load import wrk_get
-from services.ledger.adapters.database import make_engine
-from services.ledger.adapters.ledger_store import LedgerStore
+from services.db.engine import make_engine
+from services.ledger.adapters.append_unit_of_work import PostgresAppendUnitOfWork
 from services.ledger.adapters.merkle_log import tree_size
 from services.ledger.adapters.merkle_store import append_leaves
-from services.ledger.checkpointer import Checkpointer
-from services.ledger.consumer.decode import IncomingMessage, decode
+from services.ledger.consumer.decode import decode
 from services.ledger.domain.custody import CustodyRules
+from services.ledger.domain.messages import IncomingMessage
+from services.ledger.service.append import LedgerAppender
+from services.ledger.service.checkpointer import Checkpointer
 from services.registry.principals import ApiRole
 from services.registry.store import RegistryStore
 from services.settings import Settings
@@ -37,7 +40,11 @@ EVENTS_PER_CONTAINER = 10  # bench.workload.long_life
 def load_ledger(settings: Settings, containers: int) -> float:
     """Append through the real store path (hashing, Merkle, read model), Kafka left out."""
     engine = make_engine(settings.database_url, pool_size=2)
-    store = LedgerStore(engine, group="bench-load", rules=CustodyRules(), cache_containers=5000)
+    store = LedgerAppender(
+        partial(PostgresAppendUnitOfWork, engine, "bench-load"),
+        rules=CustodyRules(),
+        cache_containers=5000,
+    )
     offsets = [0] * settings.topic_partitions
     received = datetime.now(UTC).isoformat()
     started = time.perf_counter()
@@ -61,7 +68,7 @@ def load_ledger(settings: Settings, containers: int) -> float:
                 offsets[partition] += 1
             if number % CHUNK_CONTAINERS == 0 or number == containers:
                 positions = {(settings.topic, p): o for p, o in enumerate(offsets) if o}
-                store.append_batch(pending, [], positions)
+                store.append(pending, [], positions)
                 pending = []
                 progress.update(task, completed=number)
     elapsed = time.perf_counter() - started

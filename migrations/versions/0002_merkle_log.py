@@ -8,7 +8,7 @@ Create Date: 2026-11-28
 import sqlalchemy as sa
 from alembic import op
 
-from services.ledger.domain.merkle import Frontier
+from services.ledger.domain.integrity.merkle import Frontier
 
 revision = "0002"
 down_revision = "0001"

@@ -1,4 +1,4 @@
-"""The ``custody`` command line (DESIGN.md §5)."""
+"""The ``custody`` command line (docs/architecture.md §5); its parts come from the bootstrap."""
 
 from __future__ import annotations
 
@@ -25,26 +25,26 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
-from services.contract.json_schemas import write_schemas
-from services.ingest.worker_pool import serve_pool
-from services.ledger.adapters.database import make_engine
-from services.ledger.adapters.merkle_log import tree_size
-from services.ledger.adapters.migrate import upgrade
-from services.ledger.adapters.outbox import set_plant_endpoint
-from services.ledger.adapters.signing_keys import create_key, verifier_path
-from services.ledger.audit import audit_ledger
-from services.ledger.bootstrap import (
+from services.bootstrap import (
+    Resources,
     build_checkpointer,
     build_consumer,
+    build_notifier,
     consumer_checks,
     custody_rules,
+    resources,
     worker_checks,
 )
+from services.contract.json_schemas import write_schemas
+from services.db.migrations import upgrade
+from services.ingest.worker_pool import serve_pool
+from services.ledger.adapters.merkle_log import tree_size
+from services.ledger.adapters.signing_keys import create_key, verifier_path
 from services.ledger.consumer.runner import LedgerConsumer
-from services.ledger.domain.bundle import BundleError, verify_bundle
-from services.ledger.domain.checkpoint import CheckpointError, VerifierKey
-from services.ledger.notifier import build_notifier
-from services.ledger.rebuild import count_containers, rebuild_read_model
+from services.ledger.domain.integrity.checkpoint import CheckpointError, VerifierKey
+from services.ledger.domain.integrity.verification import BundleError, verify_bundle
+from services.ledger.service.audit import audit_ledger
+from services.ledger.service.rebuild import count_containers, rebuild_read_model
 from services.logging_setup import configure_logging
 from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryError, RegistryStore
@@ -180,7 +180,7 @@ def serve(service: Service) -> None:
         raise typer.Exit(serve_pool(settings))
     if service is Service.LEDGER:
         uvicorn.run(
-            "services.ledger.bootstrap:build_api",
+            "services.bootstrap:build_ledger_api",
             factory=True,
             host=settings.ledger_host,
             port=settings.ledger_port,
@@ -189,22 +189,30 @@ def serve(service: Service) -> None:
             access_log=False,
             timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
-    elif service is Service.CONSUMER:
+    else:
+        with resources(settings) as opened:
+            serve_worker(service, opened)
+
+
+def serve_worker(service: Service, opened: Resources) -> None:
+    """The consumer, notifier or checkpointer, with its ops endpoint, until a signal."""
+    settings = opened.settings
+    if service is Service.CONSUMER:
         consumer: LedgerConsumer | None = None
-        checks = consumer_checks(settings, lambda: consumer)
+        checks = consumer_checks(opened, lambda: consumer)
         with ops_endpoint(settings, settings.consumer_ops_port, checks):
             consumer = build_consumer(settings)
             run_until_signalled(consumer.run, "custody.consumer")
     elif service is Service.NOTIFIER:
-        checks = worker_checks(settings, "notifier")
+        checks = worker_checks(opened, "notifier")
         with ops_endpoint(settings, settings.notifier_ops_port, checks):
-            run_until_signalled(build_notifier(settings).run, "custody.notifier")
+            run_until_signalled(build_notifier(opened).run, "custody.notifier")
     else:
         try:
-            checkpointer = build_checkpointer(settings)
+            checkpointer = build_checkpointer(opened)
         except CheckpointError as error:
             raise fail(str(error)) from error
-        checks = worker_checks(settings, "checkpointer")
+        checks = worker_checks(opened, "checkpointer")
         with ops_endpoint(settings, settings.checkpointer_ops_port, checks):
             run_until_signalled(checkpointer.run, "custody.checkpointer")
 
@@ -240,14 +248,12 @@ def counting_progress(label: str) -> Progress:
 @app.command()
 def rebuild() -> None:
     """Recompute the containers read model from the ledger entries (they are never changed)."""
-    settings = get_settings()
-    engine = make_engine(settings.database_url, pool_size=1)
-    total = count_containers(engine)
-    with counting_progress("rebuilding") as progress:
-        task = progress.add_task("containers", total=total)
+    with resources() as opened, counting_progress("rebuilding") as progress:
+        engine = opened.engine("custody-rebuild")
+        task = progress.add_task("containers", total=count_containers(engine))
         done = rebuild_read_model(
             engine,
-            custody_rules(settings),
+            custody_rules(opened.settings),
             on_progress=lambda count: progress.update(task, completed=count),
         )
     console.print(f"[green]✓[/] read model rebuilt for {done} containers")
@@ -303,11 +309,10 @@ def audit(
         verifier = read_key_argument(key or str(verifier_path(settings.signing_key_file)))
     except (OSError, CheckpointError) as error:
         raise fail(f"no verifier key: {error}") from error
-    engine = make_engine(settings.database_url, pool_size=1)
-    with engine.connect() as connection:
-        total = tree_size(connection)
-    with counting_progress("auditing") as progress:
-        task = progress.add_task("entries", total=total)
+    with resources(settings) as opened, counting_progress("auditing") as progress:
+        engine = opened.engine("custody-audit")
+        with engine.connect() as connection:
+            task = progress.add_task("entries", total=tree_size(connection))
         report = audit_ledger(
             engine, verifier, on_entry=lambda seq: progress.update(task, completed=seq + 1)
         )
@@ -322,12 +327,15 @@ def audit(
         where = f"; first bad entry: seq {first.seq}" if first else ""
         raise fail(f"audit FAILED{where}")
     console.print(
-        f"[green]✓[/] {report.entries} entries and {report.checkpoints} checkpoints verified"
+        f"[green]✓[/] {report.checked} entries and {len(report.checkpoints)} checkpoints verified"
     )
 
 
-def registry() -> RegistryStore:
-    return RegistryStore(make_engine(get_settings().database_url, pool_size=1))
+@contextmanager
+def registry() -> Iterator[RegistryStore]:
+    """The registry for one command; its engine is disposed when the command ends."""
+    with resources() as opened:
+        yield opened.registry()
 
 
 @parties_app.command("add")
@@ -338,7 +346,8 @@ def parties_add(
 ) -> None:
     """Register a party."""
     try:
-        registry().add_party(party_id, name or party_id, role)
+        with registry() as store:
+            store.add_party(party_id, name or party_id, role)
     except RegistryError as error:
         raise fail(str(error)) from error
     console.print(f"party {party_id} ({role}) added")
@@ -352,7 +361,8 @@ def devices_add(
 ) -> None:
     """Register a scanner; prints its token once (only a hash is stored)."""
     try:
-        token = registry().add_device(device_id, party, label)
+        with registry() as store:
+            token = store.add_device(device_id, party, label)
     except RegistryError as error:
         raise fail(str(error)) from error
     errors.print(f"device {device_id} of {party} added; its token (shown once):")
@@ -367,7 +377,8 @@ def tokens_add(
 ) -> None:
     """Create an auditor or admin API token; prints it once."""
     try:
-        token = registry().add_api_token(token_id, role, label)
+        with registry() as store:
+            token = store.add_api_token(token_id, role, label)
     except RegistryError as error:
         raise fail(str(error)) from error
     errors.print(f"{role} token {token_id} created (shown once):")
@@ -393,7 +404,8 @@ def plants_rotate_secret(
         else timedelta(seconds=get_settings().webhook_secret_grace_s)
     )
     try:
-        secret = registry().rotate_plant_secret(party, grace)
+        with registry() as store:
+            secret = store.rotate_plant_secret(party, grace)
     except RegistryError as error:
         raise fail(str(error)) from error
     errors.print(
@@ -415,13 +427,11 @@ def plants_set_webhook(
 
     The first call issues the secret the notifications are signed with and prints it once.
     """
-    engine = make_engine(get_settings().database_url, pool_size=1)
     try:
-        result = set_plant_endpoint(engine, party, url, rotate_secret=new_secret)
+        with registry() as store:
+            result = store.set_plant_endpoint(party, url, rotate_secret=new_secret)
     except RegistryError as error:
         raise fail(str(error)) from error
-    finally:
-        engine.dispose()
     errors.print(f"{party} receives shipment.inbound notifications at {result.url} (enabled)")
     if result.new_secret is not None:
         errors.print("signing secret (shown once; verify with any Standard Webhooks library):")
@@ -432,7 +442,9 @@ def plants_set_webhook(
 def parties_list() -> None:
     """List registered parties."""
     table = Table("party", "role")
-    for party_id, role in sorted(registry().party_roles(fresh=True).items()):
+    with registry() as store:
+        roles = store.party_roles(fresh=True)
+    for party_id, role in sorted(roles.items()):
         table.add_row(party_id, role.value)
     console.print(table)
 
@@ -469,19 +481,17 @@ def run_simulation(
         f"{scenario.summary.events_to_post} events in {scenario.summary.uploads} uploads "
         f"to {url}"
     )
-    engine = make_engine(settings.database_url, pool_size=1)
     try:
-        report = post_scenario(
-            url,
-            RegistryStore(engine),
-            scenario,
-            console=console,
-            registry_grace_s=settings.registry_cache_s + 0.5,
-        )
+        with resources(settings) as opened:
+            report = post_scenario(
+                url,
+                opened.registry(),
+                scenario,
+                console=console,
+                registry_grace_s=settings.registry_cache_s + 0.5,
+            )
     except (SimulationError, RegistryError) as error:
         raise fail(str(error)) from error
-    finally:
-        engine.dispose()
 
     table = Table("", "value", title=f"Simulation {run_id} (seed {seed})")
     for label, value in scenario.summary.rows():
@@ -518,7 +528,8 @@ def demo(
     except StackError as error:
         raise fail(str(error)) from error
     run_simulation(settings, containers=containers, days=30, seed=7, url=None)
-    token = registry().add_api_token(f"demo-auditor-{secrets.token_hex(3)}", ApiRole.AUDITOR)
+    with registry() as store:
+        token = store.add_api_token(f"demo-auditor-{secrets.token_hex(3)}", ApiRole.AUDITOR)
     token_file = settings.var_dir / "demo-auditor.token"
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)

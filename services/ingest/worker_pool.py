@@ -26,7 +26,7 @@ from types import FrameType
 
 import uvicorn
 
-from services.ingest.shared_runtime import shared_runtime
+from services.ingest.adapters.shared_runtime import shared_runtime
 from services.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
@@ -54,7 +54,7 @@ def run_worker(host: str, port: int, grace_s: int, parent: int) -> None:
     """One worker process: its own socket on the shared port, one uvicorn server."""
     _die_with(parent)
     config = uvicorn.Config(
-        "services.ingest.bootstrap:serve_app",
+        "services.bootstrap:serve_ingest_app",
         factory=True,
         log_level="warning",
         log_config=None,

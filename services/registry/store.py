@@ -6,13 +6,16 @@ import base64
 import secrets
 import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
-from uuid import UUID
+from typing import Any
 
-from sqlalchemy import Engine, select, text
+import httpx
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
-from services.ledger.adapters import tables
+from services.registry import tables
 from services.registry.principals import (
     API_TOKEN_PREFIX,
     DEVICE_TOKEN_PREFIX,
@@ -36,6 +39,24 @@ WEBHOOK_SECRET_PREFIX = "whsec_"
 def new_webhook_secret() -> str:
     """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
     return WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSet:
+    party_id: str
+    url: str
+    new_secret: str | None  # set when a secret was issued now (shown to the operator once)
+
+
+def endpoint_url(url: str) -> str:
+    """An absolute http(s) URL with a host, else RegistryError."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as error:
+        raise RegistryError(f"not a URL: {error}") from error
+    if parsed.scheme not in {"http", "https"} or not parsed.host:
+        raise RegistryError(f"{url!r} is not an absolute http(s) URL")
+    return str(parsed)
 
 
 class RegistryStore:
@@ -146,15 +167,6 @@ class RegistryStore:
                 return ApiUser(user.token_id, ApiRole(user.role))
         return None
 
-    def recorded_poster(self, event_id: UUID) -> str | None:
-        """The party that posted a recorded event (for corrections), or None if not recorded."""
-        entries = tables.entries
-        with self._engine.connect() as connection:
-            poster: str | None = connection.execute(
-                select(entries.c.origin_party).where(entries.c.event_id == event_id)
-            ).scalar_one_or_none()
-        return poster
-
     def rotate_plant_secret(self, party_id: str, grace: timedelta) -> str:
         """Issue a new webhook secret for a plant; returns it (shown to the operator once).
 
@@ -214,3 +226,42 @@ class RegistryStore:
                 {"party_id": party_id},
             ).scalars()
             return [str(secret) for secret in rows]
+
+    def set_plant_endpoint(
+        self, party_id: str, url: str, *, rotate_secret: bool = False
+    ) -> EndpointSet:
+        """Create or update a plant's endpoint and (re-)enable it.
+
+        The first call issues the outbound signing secret; later calls keep it unless
+        ``rotate_secret`` (the receiver must then switch at once: there is no grace period).
+        """
+        url = endpoint_url(url)
+        secret = new_webhook_secret()
+        with self._engine.begin() as connection:
+            role = connection.execute(
+                text("SELECT role FROM registry.parties WHERE party_id = :party_id"),
+                {"party_id": party_id},
+            ).scalar_one_or_none()
+            if role is None:
+                raise RegistryError(
+                    f"unknown party {party_id!r}: add it with `custody parties add`"
+                )
+            if role != PartyRole.PLANT.value:
+                raise RegistryError(f"{party_id} is a {role}; only plants receive notifications")
+            statement = insert(tables.plant_endpoints).values(
+                party_id=party_id, url=url, secret=secret
+            )
+            changes: dict[str, Any] = {
+                "url": statement.excluded.url,
+                "enabled": True,
+                "disabled_reason": None,
+                "updated_at": func.now(),
+            }
+            if rotate_secret:
+                changes["secret"] = statement.excluded.secret
+            stored = connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[tables.plant_endpoints.c.party_id], set_=changes
+                ).returning(tables.plant_endpoints.c.secret)
+            ).scalar_one()
+        return EndpointSet(party_id, url, secret if stored == secret else None)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from services.ledger.adapters.migrate import upgrade
+from services.db.migrations import upgrade
 from services.settings import Settings
 from services.stack.kafka_broker import KafkaBroker, kafka_libs
 from services.stack.postgres_cluster import PostgresCluster

@@ -6,7 +6,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.ledger.adapters.migrate import upgrade
+from services.db.migrations import upgrade
 from services.settings import Settings
 from services.stack.kafka_broker import KafkaBroker, kafka_libs
 from services.stack.postgres_cluster import PostgresCluster, reachable_by_postgres

@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from services.ingest.app import create_app as create_ingest_app
-from services.ledger.bootstrap import build_api
+from services.bootstrap import build_ledger_api
+from services.ingest.api.app import create_app as create_ingest_app
 from services.settings import Settings
 from tests.support.recorded_ledger import RecordedLedger, record_ledger
 from tests.support.services import running
@@ -78,7 +78,7 @@ def system(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 # The descriptions the services serve, built from the same code without connecting anywhere;
 # a test below checks the running services serve exactly these.
 INGEST_OPENAPI = create_ingest_app(None, {}).openapi()  # type: ignore[arg-type]
-LEDGER_OPENAPI = build_api(Settings()).openapi()
+LEDGER_OPENAPI = build_ledger_api(Settings()).openapi()
 ingest = schemathesis.openapi.from_dict(INGEST_OPENAPI, config=CONFIG)
 ledger = schemathesis.openapi.from_dict(LEDGER_OPENAPI, config=CONFIG)
 

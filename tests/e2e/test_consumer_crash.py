@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from services.ledger.adapters.database import make_engine
+from services.db.engine import make_engine
 from tests.support import events as ev
 from tests.support.fault_report import report_fault
 from tests.support.network import register_network

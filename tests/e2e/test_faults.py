@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
-from services.ledger.adapters.database import make_engine
+from services.db.engine import make_engine
 from services.settings import Settings
 from tests.support import events as ev
 from tests.support.fault_report import report_fault

@@ -30,8 +30,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from typer.testing import CliRunner, Result
 
 from services.cli import main as cli
-from services.ledger.adapters.database import make_engine
-from services.ledger.notifier import RetryPolicy
+from services.db.engine import make_engine
+from services.ledger.domain.delivery_policy import RetryPolicy
 from services.registry.principals import PartyRole
 from services.registry.store import RegistryStore
 from services.settings import get_settings

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from services.ledger.adapters.signing_keys import create_key
-from services.ledger.domain.checkpoint import verify_signed_note
-from services.ledger.domain.merkle import verify_inclusion
+from services.ledger.domain.integrity.checkpoint import verify_signed_note
+from services.ledger.domain.integrity.merkle import verify_inclusion
 from tests.support import events as ev
 from tests.support.network import Network, register_network
 from tests.support.services import custody, running

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from services.ledger.adapters.migrate import upgrade
-from services.ledger.domain.merkle import in_memory_source, root_hash
+from services.db.migrations import upgrade
+from services.ledger.domain.integrity.merkle import in_memory_source, root_hash
 from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.integration

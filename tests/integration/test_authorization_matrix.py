@@ -22,8 +22,7 @@ from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
-from services.ingest.bootstrap import build_app
-from services.ledger.bootstrap import build_api
+from services.bootstrap import build_ingest_app, build_ledger_api
 from services.registry.store import new_webhook_secret
 from tests.support import events as ev
 from tests.support.recorded_ledger import RecordedLedger, record_ledger
@@ -123,8 +122,8 @@ def env(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     }
     settings = recorded.settings
     with (
-        TestClient(build_app(settings), follow_redirects=False) as ingest,
-        TestClient(build_api(settings), follow_redirects=False) as ledger,
+        TestClient(build_ingest_app(settings), follow_redirects=False) as ingest,
+        TestClient(build_ledger_api(settings), follow_redirects=False) as ledger,
     ):
         yield Env(recorded, {"ingest": ingest, "ledger": ledger}, tokens)
 

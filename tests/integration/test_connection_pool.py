@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from services.ledger.adapters.database import make_engine
+from services.db.engine import make_engine
 from tests.support.stack import LiveStack
 from tests.support.waiting import wait_for
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from services.ledger.adapters.database import make_engine
+from services.db.engine import make_engine
 from services.ledger.adapters.entries_statistics import EntriesStatistics
 from tests.support.stack import LiveStack
 from tests.support.waiting import wait_for

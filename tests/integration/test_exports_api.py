@@ -19,10 +19,9 @@ from fastapi.testclient import TestClient
 from jsonschema import Draft7Validator
 from sqlalchemy import text
 
-from services.ingest.bootstrap import build_app
-from services.ledger.adapters.database import make_engine
-from services.ledger.bootstrap import build_api, build_consumer
-from services.ledger.domain.csv_export import TRAIL_COLUMNS
+from services.bootstrap import build_consumer, build_ingest_app, build_ledger_api
+from services.db.engine import make_engine
+from services.ledger.rendering.csv_export import TRAIL_COLUMNS
 from services.settings import Settings
 from tests.support import events as ev
 from tests.support.network import Network, register_network
@@ -94,7 +93,7 @@ def recorded(env: tuple[Settings, Network], consumer: None) -> dict[str, Any]:
         ),
         ev.dropoff(second, 0, location_id=location),
     ]
-    with TestClient(build_app(settings)) as ingest:
+    with TestClient(build_ingest_app(settings)) as ingest:
         response = ingest.post("/v1/events/batch", json={"events": events}, headers=site)
         assert response.status_code == 200, response.text
         assert response.json()["accepted"] == len(events)
@@ -133,7 +132,7 @@ def test_epcis_export_validates_and_declares_the_correction(
 ) -> None:
     settings, network = env
     first = recorded["first"]
-    with TestClient(build_api(settings)) as ledger:
+    with TestClient(build_ledger_api(settings)) as ledger:
         response = ledger.get(
             f"/v1/containers/{first}/custody.epcis.json", headers=network.auditor_headers()
         )
@@ -175,7 +174,7 @@ def test_trail_csv_has_one_row_per_event(
 ) -> None:
     settings, network = env
     first = recorded["first"]
-    with TestClient(build_api(settings)) as ledger:
+    with TestClient(build_ledger_api(settings)) as ledger:
         response = ledger.get(
             f"/v1/containers/{first}/custody.csv", headers=network.auditor_headers()
         )
@@ -202,7 +201,7 @@ def test_search_csv_pages_through_the_containers(
 ) -> None:
     settings, network = env
     headers = network.auditor_headers()
-    with TestClient(build_api(settings)) as ledger:
+    with TestClient(build_ledger_api(settings)) as ledger:
         everything = ledger.get(
             "/v1/containers.csv", params={"location": recorded["location"]}, headers=headers
         )

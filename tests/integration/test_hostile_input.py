@@ -21,9 +21,8 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import text
 
-from services.ingest.bootstrap import build_app
-from services.ledger.adapters.database import make_engine
-from services.ledger.bootstrap import build_api, build_consumer
+from services.bootstrap import build_consumer, build_ingest_app, build_ledger_api
+from services.db.engine import make_engine
 from services.settings import Settings
 from tests.support import events as ev
 from tests.support.db_snapshot import database_snapshot
@@ -76,8 +75,8 @@ class Env:
 def env(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     recorded = record_ledger(stack, tmp_path_factory.mktemp("hostile"))
     with (
-        TestClient(build_app(recorded.settings)) as ingest,
-        TestClient(build_api(recorded.settings), follow_redirects=False) as ledger,
+        TestClient(build_ingest_app(recorded.settings)) as ingest,
+        TestClient(build_ledger_api(recorded.settings), follow_redirects=False) as ledger,
     ):
         yield Env(recorded, ingest, ledger)
 

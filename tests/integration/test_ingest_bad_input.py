@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 
-from services.ingest.bootstrap import build_app
+from services.bootstrap import build_ingest_app
 from services.settings import Settings
 from tests.support import events as ev
 from tests.support.network import Network, register_network
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 def env(stack: LiveStack) -> Iterator[tuple[Settings, Network, TestClient]]:
     settings = stack.settings()
     network = register_network(settings)
-    with TestClient(build_app(settings)) as client:
+    with TestClient(build_ingest_app(settings)) as client:
         yield settings, network, client
 
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 
-from services.ingest.bootstrap import build_app
+from services.bootstrap import build_ingest_app
 from services.settings import Settings
 from tests.support import events as ev
 from tests.support.network import Network, register_network
@@ -28,7 +28,7 @@ def env(stack: LiveStack) -> Iterator[tuple[Settings, Network, TestClient]]:
         rate_limit_per_device=RATE, rate_limit_burst=BURST, max_batch_events=BURST
     )
     network = register_network(settings)
-    with TestClient(build_app(settings)) as client:
+    with TestClient(build_ingest_app(settings)) as client:
         yield settings, network, client
 
 

@@ -9,11 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from services.ingest.bootstrap import build_app
-from services.ledger.adapters.database import make_engine
-from services.ledger.bootstrap import build_api, build_consumer
+from services.bootstrap import build_consumer, build_ingest_app, build_ledger_api
+from services.db.engine import make_engine
 from services.ledger.domain.custody import CustodyRules
-from services.ledger.rebuild import rebuild_read_model
+from services.ledger.service.rebuild import rebuild_read_model
 from services.settings import Settings
 from tests.support import events as ev
 from tests.support.network import Network, register_network
@@ -62,7 +61,10 @@ def test_posted_event_is_recorded_and_visible_in_the_trail(
 ) -> None:
     settings, network = env
     container = ev.unique_container()
-    with TestClient(build_app(settings)) as ingest, TestClient(build_api(settings)) as ledger:
+    with (
+        TestClient(build_ingest_app(settings)) as ingest,
+        TestClient(build_ledger_api(settings)) as ledger,
+    ):
         first = ev.dropoff(container)
         response = ingest.post("/v1/events", json=first, headers=network.headers("site-a-dev"))
         assert response.status_code == 202, response.text
@@ -98,7 +100,7 @@ def test_rebuild_recreates_the_read_model_exactly(
 ) -> None:
     settings, network = env
     container = ev.unique_container()
-    with TestClient(build_app(settings)) as ingest:
+    with TestClient(build_ingest_app(settings)) as ingest:
         for event in (ev.dropoff(container), ev.sealed(container)):
             response = ingest.post("/v1/events", json=event, headers=network.headers("site-a-dev"))
             assert response.status_code == 202
@@ -141,7 +143,7 @@ def test_the_consumer_keeps_the_ledger_analysed(
         return float(row[0]), int(row[1])
 
     def post(events: list[dict[str, object]]) -> None:
-        with TestClient(build_app(settings)) as ingest:
+        with TestClient(build_ingest_app(settings)) as ingest:
             response = ingest.post(
                 "/v1/events/batch", json={"events": events}, headers=network.headers("site-a-dev")
             )

@@ -24,11 +24,10 @@ from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
+from services.bootstrap import build_consumer, build_ingest_app, build_ledger_api
 from services.cli import main as cli
-from services.ingest.bootstrap import build_app
-from services.ingest.webhooks import NO_MATCHING_SIGNATURE, webhook_event_id
-from services.ledger.adapters.database import make_engine
-from services.ledger.bootstrap import build_api, build_consumer
+from services.db.engine import make_engine
+from services.ingest.api.webhooks import NO_MATCHING_SIGNATURE, webhook_event_id
 from services.registry.principals import PartyRole
 from services.registry.store import RegistryStore, new_webhook_secret
 from services.settings import Settings, get_settings
@@ -59,7 +58,10 @@ def env(stack: LiveStack) -> Iterator[Env]:
     engine = make_engine(settings.database_url, pool_size=1)
     registry = RegistryStore(engine, cache_seconds=0)
     secret = registry.rotate_plant_secret("plant-a", timedelta(0))
-    with TestClient(build_app(settings)) as ingest, TestClient(build_api(settings)) as ledger:
+    with (
+        TestClient(build_ingest_app(settings)) as ingest,
+        TestClient(build_ledger_api(settings)) as ledger,
+    ):
         yield Env(settings, network, engine, registry, secret, ingest, ledger)
     engine.dispose()
 

@@ -10,8 +10,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import text
 
-from services.ledger.adapters.database import make_engine
-from services.ledger.bootstrap import build_consumer
+from services.bootstrap import build_consumer
+from services.db.engine import make_engine
 from tests.support import events as ev
 from tests.support.stack import LiveStack
 from tests.support.waiting import wait_for

@@ -1,7 +1,7 @@
 """The report facts the append path stores equal those read from the reconstructed trails.
 
 A simulated month is recorded through the ledger consumer's append transaction
-(``LedgerStore.append_batch``, as bench/load_containers.py does; Kafka is not needed), with a plant
+(``LedgerAppender.append``, as bench/load_containers.py does; Kafka is not needed), with a plant
 receipt for most intakes. Later batches, on a consumer with a cold trail cache, record
 corrections that change the facts: a voided pickup, intake and sealed weight, a correction that
 is itself corrected (the pickup comes back) and a container whose every event is voided. Then,
@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import orjson
@@ -26,18 +27,20 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, select
 
+from services.db.engine import make_engine
+from services.db.migrations import alembic_config, upgrade
 from services.ledger.adapters import tables
-from services.ledger.adapters.database import make_engine
-from services.ledger.adapters.ledger_store import LedgerStore
-from services.ledger.adapters.migrate import alembic_config, upgrade
+from services.ledger.adapters.append_unit_of_work import PostgresAppendUnitOfWork
 from services.ledger.adapters.read_model import trails
-from services.ledger.adapters.report_queries import ReportQueries
-from services.ledger.consumer.decode import IncomingMessage, decode
+from services.ledger.consumer.decode import decode
 from services.ledger.domain.custody import CustodyRules
 from services.ledger.domain.mass_balance import GroupBy, Window, mass_balance
+from services.ledger.domain.messages import IncomingMessage
 from services.ledger.domain.report_facts import ContainerFacts, container_facts, facts_from_document
 from services.ledger.domain.shipment_log import shipment_log
-from services.ledger.rebuild import rebuild_read_model
+from services.ledger.readside.reports import ReportQueries
+from services.ledger.service.append import LedgerAppender
+from services.ledger.service.rebuild import rebuild_read_model
 from services.settings import Settings
 from services.simulation.scenario import Scenario, ScenarioConfig, build_scenario
 from tests.support import events as ev
@@ -70,11 +73,11 @@ class Feed:
         return IncomingMessage(TOPIC, partition, offset, key, value)
 
 
-def record(store: LedgerStore, messages: list[IncomingMessage], batch: int = 400) -> None:
+def record(store: LedgerAppender, messages: list[IncomingMessage], batch: int = 400) -> None:
     for start in range(0, len(messages), batch):
         chunk = messages[start : start + batch]
         next_offsets = {(m.topic, m.partition): m.offset + 1 for m in chunk}
-        store.append_batch([decode(m) for m in chunk], [], next_offsets)
+        store.append([decode(m) for m in chunk], [], next_offsets)
 
 
 def device(scenario: Scenario, device_id: str) -> dict[str, Any]:
@@ -210,7 +213,10 @@ def recorded(stack: LiveStack) -> Iterator[Recorded]:
         for upload in scenario.uploads
         for body in upload.events
     ]
-    record(LedgerStore(engine, group="facts", rules=RULES), [*messages, *receipts(scenario, feed)])
+    record(
+        LedgerAppender(partial(PostgresAppendUnitOfWork, engine, "facts"), rules=RULES),
+        [*messages, *receipts(scenario, feed)],
+    )
     before = assert_stored_facts_match(engine)
 
     first: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -245,7 +251,9 @@ def recorded(stack: LiveStack) -> Iterator[Recorded]:
     ]
     voided_pickup = correction(first[changed["pickup reinstated"]]["pickup"], 30)
     admin = {"kind": "device", "party_id": "site-01", "device_id": "site-01-fixes"}
-    cold = LedgerStore(engine, group="facts", rules=RULES)  # nothing cached: reads entries
+    cold = LedgerAppender(
+        partial(PostgresAppendUnitOfWork, engine, "facts"), rules=RULES
+    )  # nothing cached: reads entries
     record(cold, [feed.message(body, NOW, admin) for body in (*fixes, voided_pickup)])
     record(cold, [feed.message(correction(voided_pickup, 10), NOW, admin)])
     yield Recorded(settings, engine, before, changed)

@@ -26,11 +26,10 @@ from pypdf import PdfReader
 from sqlalchemy import Engine, text
 from standardwebhooks import Webhook
 
-from services.ingest.bootstrap import build_app
-from services.ledger.adapters.database import make_engine
-from services.ledger.bootstrap import build_api, build_consumer
-from services.ledger.checkpointer import Checkpointer
-from services.ledger.domain.shipment_log import SHIPMENT_LOG_COLUMNS
+from services.bootstrap import build_consumer, build_ingest_app, build_ledger_api
+from services.db.engine import make_engine
+from services.ledger.rendering.shipment_log_csv import SHIPMENT_LOG_COLUMNS
+from services.ledger.service.checkpointer import Checkpointer
 from services.registry.store import RegistryStore
 from services.settings import Settings
 from tests.support import events as ev
@@ -72,7 +71,10 @@ def env(stack: LiveStack) -> Iterator[Env]:
     runner = build_consumer(settings)
     thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
     thread.start()
-    with TestClient(build_app(settings)) as ingest, TestClient(build_api(settings)) as ledger:
+    with (
+        TestClient(build_ingest_app(settings)) as ingest,
+        TestClient(build_ledger_api(settings)) as ledger,
+    ):
         yield Env(settings, network, engine, secret, ingest, ledger, checkpointer)
     stop.set()
     thread.join(timeout=30)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from services.ledger.adapters.stored_entries import stream_stored_entries
-from services.ledger.domain.chain import ChainChecker
+from services.ledger.adapters.entry_rows import stream_entries
+from services.ledger.domain.integrity.verification import LedgerAudit
 
 REPORT = Path(__file__).resolve().parents[2] / "test-output" / "faults.jsonl"
 
@@ -25,7 +25,7 @@ def report_fault(
             )
         ).one()
         ids = set(connection.execute(text("SELECT event_id::text FROM ledger.entries")).scalars())
-    assert ChainChecker().check_all(stream_stored_entries(engine)) == []
+    assert LedgerAudit().check_all(stream_entries(engine)).entry_problems == []
     assert (low, high) == (0, total - 1), "seq is not gapless"
     figures = {
         "sent": sent,

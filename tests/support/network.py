@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.ledger.adapters.database import make_engine
+from services.db.engine import make_engine
 from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryStore
 from services.settings import Settings

@@ -17,11 +17,10 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from services.ingest.bootstrap import build_app
-from services.ledger.adapters.database import make_engine
+from services.bootstrap import build_consumer, build_ingest_app
+from services.db.engine import make_engine
 from services.ledger.adapters.signing_keys import create_key, load_private_key
-from services.ledger.bootstrap import build_consumer
-from services.ledger.checkpointer import Checkpointer
+from services.ledger.service.checkpointer import Checkpointer
 from services.registry.store import RegistryStore
 from services.settings import Settings
 from tests.support import events as ev
@@ -68,7 +67,7 @@ def record_ledger(stack: LiveStack, folder: Path, **overrides: object) -> Record
     thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        with TestClient(build_app(settings)) as ingest:
+        with TestClient(build_ingest_app(settings)) as ingest:
             _post(ingest, network, "site-a-dev", [dropoff, ev.sealed(container, 1)])
             pickup = ev.transfer("pickup", container, 2, "site-a", "hauler-a", shipment_id=shipment)
             _post(ingest, network, "hauler-a-dev", [pickup])

@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from services.contract import Envelope, Origin, OriginKind, parse_event
 from services.contract.events import event_body
 from services.ledger.domain.append import PendingEvent, plan_append
-from services.ledger.domain.hashing import ZERO_HASH, entry_document, entry_hash, format_instant
+from services.ledger.domain.integrity.hashing import (
+    ZERO_HASH,
+    entry_document,
+    entry_hash,
+    format_instant,
+)
 from tests.support import events as ev
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

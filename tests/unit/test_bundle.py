@@ -12,15 +12,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.contract import Envelope, Origin, OriginKind, parse_event
 from services.contract.events import event_body
 from services.ledger.domain.append import PendingEvent, plan_append
-from services.ledger.domain.bundle import BundleError, build_bundle, verify_bundle
-from services.ledger.domain.chain import StoredEntry
-from services.ledger.domain.checkpoint import Checkpoint, VerifierKey, sign_checkpoint
-from services.ledger.domain.merkle import (
+from services.ledger.domain.entries import RecordedEntry
+from services.ledger.domain.integrity.bundle import build_bundle
+from services.ledger.domain.integrity.checkpoint import Checkpoint, VerifierKey, sign_checkpoint
+from services.ledger.domain.integrity.merkle import (
     consistency_proof,
     in_memory_source,
     inclusion_proof,
     root_hash,
 )
+from services.ledger.domain.integrity.verification import BundleError, verify_bundle
 from tests.support import events as ev
 
 ORIGIN = "custody.test/ledger"
@@ -29,7 +30,7 @@ KEY = Ed25519PrivateKey.generate()
 VERIFIER = VerifierKey(ORIGIN, KEY.public_key())
 
 
-def ledger(events: list[dict[str, Any]]) -> list[StoredEntry]:
+def ledger(events: list[dict[str, Any]]) -> list[RecordedEntry]:
     pending = []
     for offset, raw in enumerate(events):
         event = parse_event(raw)
@@ -40,21 +41,7 @@ def ledger(events: list[dict[str, Any]]) -> list[StoredEntry]:
         )
         pending.append(PendingEvent(envelope, event_body(event), 0, offset))
     plan = plan_append(pending, recorded_bodies={}, next_seq=0, chain_heads={}, recorded_at=NOW)
-    return [
-        StoredEntry(
-            seq=entry.seq,
-            container_id=entry.pending.envelope.event.container_id,
-            body=entry.pending.body,
-            received_at=NOW,
-            recorded_at=NOW,
-            origin=entry.pending.envelope.origin.model_dump(mode="json"),
-            kafka_partition=0,
-            kafka_offset=entry.pending.kafka_offset,
-            prev_hash=entry.prev_hash,
-            entry_hash=entry.entry_hash,
-        )
-        for entry in plan.entries
-    ]
+    return plan.entries
 
 
 A, B = "BX-BUNDLE-A", "BX-BUNDLE-B"

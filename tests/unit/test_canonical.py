@@ -8,7 +8,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.ledger.domain.canonical import canonical_json
+from services.ledger.domain.integrity.canonical import canonical_json
 
 scalars = (
     st.none()

@@ -25,14 +25,13 @@ from services.ledger.domain.certificate import (
     CertificateError,
     CertificateUnavailable,
     build_certificate,
-    kg,
-    render_pdf,
     seqs_to_prove,
 )
-from services.ledger.domain.checkpoint import Checkpoint, sign_checkpoint
 from services.ledger.domain.entries import RecordedEntry
-from services.ledger.domain.hashing import ZERO_HASH, entry_document, entry_hash
-from services.ledger.domain.merkle import in_memory_source, inclusion_proof, root_hash
+from services.ledger.domain.integrity.checkpoint import Checkpoint, sign_checkpoint
+from services.ledger.domain.integrity.hashing import ZERO_HASH, entry_document, entry_hash
+from services.ledger.domain.integrity.merkle import in_memory_source, inclusion_proof, root_hash
+from services.ledger.rendering.certificate_pdf import kg, render_pdf
 from tests.support import events as ev
 
 ORIGIN = "battery-custody.test/ledger"

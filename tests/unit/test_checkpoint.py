@@ -7,7 +7,7 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.ledger.domain.checkpoint import (
+from services.ledger.domain.integrity.checkpoint import (
     Checkpoint,
     CheckpointError,
     VerifierKey,

@@ -6,7 +6,8 @@ from kafka import TopicPartition
 from kafka.errors import KafkaTimeoutError
 from prometheus_client import REGISTRY
 
-from services.ledger.consumer.metrics import PartitionLag
+from services.ledger.adapters.kafka_source import PartitionLag
+from services.ledger.consumer.metrics import consumer_metrics
 
 TOPIC = "custody.events.lag-test"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
@@ -43,7 +44,7 @@ def lag(partition: TopicPartition) -> float | None:
 
 def test_lag_per_partition_throttled_and_forgotten_when_revoked() -> None:
     consumer = FakeConsumer()
-    gauge = PartitionLag(consumer, every_s=1.0)
+    gauge = PartitionLag(consumer, consumer_metrics().lag, every_s=1.0)
     gauge.update(now=10.0)
     assert (lag(P0), lag(P1)) == (60, 0)
 
@@ -66,7 +67,7 @@ def test_lag_per_partition_throttled_and_forgotten_when_revoked() -> None:
 
 def test_a_partition_without_a_position_or_a_slow_broker_keeps_the_last_values() -> None:
     consumer = FakeConsumer()
-    gauge = PartitionLag(consumer, every_s=1.0)
+    gauge = PartitionLag(consumer, consumer_metrics().lag, every_s=1.0)
     consumer.positions[P1] = None
     gauge.update(now=1.0)
     assert (lag(P0), lag(P1)) == (60, None)

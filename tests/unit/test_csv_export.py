@@ -10,13 +10,13 @@ from uuid import UUID
 import pytest
 
 from services.contract.events import Correction
-from services.ledger.domain.csv_export import (
+from services.ledger.domain.custody import CustodyTrail
+from services.ledger.rendering.csv_export import (
     TRAIL_COLUMNS,
     search_rows,
     trail_rows,
     write_csv,
 )
-from services.ledger.domain.custody import CustodyTrail
 from services.simulation.scenario import ScenarioConfig, build_scenario
 from tests.unit.test_epcis import NOW, body, full_life, one_trail, scenario_trails
 

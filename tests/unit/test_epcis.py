@@ -25,14 +25,8 @@ from services.contract import Origin, OriginKind, parse_event
 from services.contract.events import Correction
 from services.ledger.domain.custody import CustodyTrail, reconstruct
 from services.ledger.domain.entries import RecordedEntry
-from services.ledger.domain.epcis import (
-    EPCIS_CONTEXT,
-    EXTENSION_CONTEXT,
-    container_uri,
-    epcis_document,
-    event_uri,
-    party_uri,
-)
+from services.ledger.domain.epcis_identifiers import container_uri, event_uri, party_uri
+from services.ledger.rendering.epcis import EPCIS_CONTEXT, EXTENSION_CONTEXT, epcis_document
 from services.simulation.scenario import Scenario, ScenarioConfig, build_scenario
 
 STANDARDS = Path(__file__).resolve().parents[3] / "shared" / "standards" / "epcis"

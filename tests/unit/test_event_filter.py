@@ -12,7 +12,7 @@ from services.contract import Origin, OriginKind, parse_event
 from services.contract.events import EventType
 from services.ledger.domain.custody import TrailEvent
 from services.ledger.domain.entries import RecordedEntry
-from services.ledger.domain.epcis import container_uri, epcis_event, location_uri
+from services.ledger.domain.epcis_identifiers import container_uri, location_uri
 from services.ledger.domain.event_filter import (
     BIZ_STEP_TYPES,
     NO_BIZ_LOCATION,
@@ -25,6 +25,7 @@ from services.ledger.domain.event_filter import (
     select_steps,
     split_list,
 )
+from services.ledger.rendering.epcis import epcis_event
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 ROLES = {"site-a": "site", "hauler-a": "hauler", "hub-a": "hub", "plant-a": "plant"}

@@ -37,12 +37,8 @@ from services.ledger.domain.report_facts import (
     facts_document,
     facts_from_document,
 )
-from services.ledger.domain.shipment_log import (
-    CHEMISTRY_TYPES,
-    SHIPMENT_LOG_COLUMNS,
-    shipment_log,
-    write_log_csv,
-)
+from services.ledger.domain.shipment_log import CHEMISTRY_TYPES, shipment_log
+from services.ledger.rendering.shipment_log_csv import SHIPMENT_LOG_COLUMNS, write_log_csv
 from services.simulation.scenario import Scenario, ScenarioConfig, build_scenario
 from tests.support import events as ev
 

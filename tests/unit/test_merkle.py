@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.ledger.domain.merkle import (
+from services.ledger.domain.integrity.merkle import (
     EMPTY_ROOT,
     Frontier,
     ProofError,

@@ -8,13 +8,13 @@ from email.utils import format_datetime
 
 import pytest
 
-from services.ledger.adapters.outbox import NotificationStatus
-from services.ledger.notifier import (
+from services.ledger.domain.delivery_policy import (
     SCHEDULE_S,
     RetryPolicy,
     decide,
     parse_retry_after,
 )
+from services.ledger.domain.notifications import NotificationStatus
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 

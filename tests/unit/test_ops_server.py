@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from services.ledger.bootstrap import consumer_checks
+from services.bootstrap import consumer_checks, resources
 from services.ledger.consumer.metrics import consumer_metrics
 from services.settings import Settings
 from services.stack.processes import free_port
@@ -70,7 +70,8 @@ def test_the_consumer_is_unready_while_starting_or_without_kafka_and_postgres() 
         database_url=f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none",
         kafka_bootstrap=f"127.0.0.1:{free_port()}",
     )
-    status, body = readiness(consumer_checks(settings, lambda: None))
+    with resources(settings) as opened:
+        status, body = readiness(consumer_checks(opened, lambda: None))
     assert status == 503
     failures = body["failures"]
     assert isinstance(failures, dict)
@@ -80,10 +81,11 @@ def test_the_consumer_is_unready_while_starting_or_without_kafka_and_postgres() 
 
 def test_a_consumer_retrying_its_batch_is_unready() -> None:
     retrying = SimpleNamespace(ready=False)
-    checks = consumer_checks(Settings(), lambda: retrying)  # type: ignore[arg-type,return-value]
-    assert checks["consumer"]() == "PostgreSQL unavailable: the batch in hand is being retried"
-    retrying.ready = True
-    assert checks["consumer"]() is None
+    with resources(Settings()) as opened:
+        checks = consumer_checks(opened, lambda: retrying)  # type: ignore[arg-type,return-value]
+        assert checks["consumer"]() == "PostgreSQL unavailable: the batch in hand is being retried"
+        retrying.ready = True
+        assert checks["consumer"]() is None
 
 
 def test_only_a_process_running_a_worker_exports_its_metrics() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.contract import parse_event
-from services.ingest.permissions import (
+from services.ingest.domain.permissions import (
     NotAllowed,
     UnknownParty,
     check_may_post,

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingest.bootstrap import rate_limiter
-from services.ingest.rate_limit import (
+from services.bootstrap import rate_limiter
+from services.ingest.domain.rate_limit import (
     DeviceRateLimiter,
     RateLimit,
     TokenBucket,

@@ -11,7 +11,7 @@ import pytest
 
 from services.contract import Origin, OriginKind, parse_event
 from services.contract.events import Correction
-from services.ingest.permissions import check_may_post, check_parties_known
+from services.ingest.domain.permissions import check_may_post, check_parties_known
 from services.ledger.domain.custody import TIME_BASED_CODES, AnomalyCode, reconstruct
 from services.ledger.domain.entries import RecordedEntry
 from services.registry.principals import Device, PartyRole

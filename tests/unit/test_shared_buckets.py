@@ -6,8 +6,8 @@ import multiprocessing
 import time
 from pathlib import Path
 
-from services.ingest.rate_limit import DeviceRateLimiter, RateLimit
-from services.ingest.shared_buckets import SharedBucketTable, device_key
+from services.ingest.adapters.shared_buckets import SharedBucketTable, device_key
+from services.ingest.domain.rate_limit import DeviceRateLimiter, RateLimit
 
 LIMIT = RateLimit(per_second=1.0, burst=10)
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from services.contract import parse_event
-from services.ingest.event_log import log_accepted, log_refused
+from services.ingest.service.event_log import log_accepted, log_refused
 from services.logging_setup import JsonLineFormatter, log_formatter
 from services.registry.principals import Device, PartyRole
 from services.web.problems import Problem

@@ -23,8 +23,8 @@ from standardwebhooks import Webhook
 
 from services.contract import Envelope
 from services.contract.events import ReceiptAck, event_body
-from services.ingest.app import IngestContext, create_app
-from services.ingest.webhooks import (
+from services.ingest.api.app import IngestContext, create_app
+from services.ingest.api.webhooks import (
     NO_MATCHING_SIGNATURE,
     WEBHOOK_EVENT_NAMESPACE,
     ReceiptWebhook,
@@ -393,6 +393,7 @@ def http() -> tuple[TestClient, FakeProducer]:
     producer = FakeProducer()
     context = IngestContext(
         registry=FakeRegistry({"plant-a": [SECRET]}),  # type: ignore[arg-type]
+        corrections=FakeRegistry({}),  # type: ignore[arg-type]
         producer=producer,  # type: ignore[arg-type]
         max_body_bytes=4096,
         max_batch_events=500,

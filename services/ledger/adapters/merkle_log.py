@@ -12,8 +12,8 @@ from sqlalchemy import Connection, Engine, bindparam, func, select
 from services.ledger.adapters import tables
 from services.ledger.adapters.driver import PreparedRead
 from services.ledger.adapters.merkle_store import source_for
-from services.ledger.domain.checkpoint import Checkpoint
-from services.ledger.domain.merkle import consistency_proof, inclusion_proof, root_hash
+from services.ledger.domain.integrity.checkpoint import Checkpoint
+from services.ledger.domain.integrity.merkle import consistency_proof, inclusion_proof, root_hash
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, text
 from services.ledger.adapters import tables
 from services.ledger.adapters.bulk_copy import copy_rows
 from services.ledger.adapters.driver import PreparedRead
-from services.ledger.domain.merkle import Frontier, NodeKey, NodeSource, nodes_needed
+from services.ledger.domain.integrity.merkle import Frontier, NodeKey, NodeSource, nodes_needed
 
 # The keys go as two arrays, so the statement text is the same whatever their number and
 # PostgreSQL can keep one prepared plan for it.

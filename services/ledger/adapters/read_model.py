@@ -25,10 +25,8 @@ from services.ledger.domain.custody import (
     reconstruct,
 )
 from services.ledger.domain.entries import DuplicateConflict, RecordedEntry
+from services.ledger.domain.messages import DUPLICATE_CONFLICT
 from services.ledger.domain.report_facts import ContainerFacts, container_facts, facts_document
-
-DUPLICATE_CONFLICT = "duplicate_conflict"
-
 
 _ENTRIES_OF = (
     select(tables.entries)

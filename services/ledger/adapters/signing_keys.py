@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from services.ledger.domain.checkpoint import CheckpointError, VerifierKey
+from services.ledger.domain.integrity.checkpoint import CheckpointError, VerifierKey
 
 
 def verifier_path(key_file: Path) -> Path:

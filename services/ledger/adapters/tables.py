@@ -1,10 +1,12 @@
-"""SQLAlchemy Core views of the tables that Alembic migrations create (the only schema source)."""
+"""SQLAlchemy Core views of the ledger's tables (Alembic migrations are the only schema source).
+
+The registry's tables are ``services/registry/tables.py``.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     DateTime,
     Integer,
@@ -19,39 +21,6 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
-parties = Table(
-    "parties",
-    metadata,
-    Column("party_id", Text, primary_key=True),
-    Column("name", Text, nullable=False),
-    Column("role", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True)),
-    schema="registry",
-)
-
-devices = Table(
-    "devices",
-    metadata,
-    Column("device_id", Text, primary_key=True),
-    Column("party_id", Text, nullable=False),
-    Column("label", Text, nullable=False),
-    Column("token_hash", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True)),
-    Column("revoked_at", DateTime(timezone=True)),
-    schema="registry",
-)
-
-api_tokens = Table(
-    "api_tokens",
-    metadata,
-    Column("token_id", Text, primary_key=True),
-    Column("role", Text, nullable=False),
-    Column("label", Text, nullable=False),
-    Column("token_hash", LargeBinary, nullable=False),
-    Column("created_at", DateTime(timezone=True)),
-    Column("revoked_at", DateTime(timezone=True)),
-    schema="registry",
-)
 
 entries = Table(
     "entries",
@@ -143,19 +112,7 @@ checkpoints = Table(
     schema="ledger",
 )
 
-# Plant notifications (services/ledger/adapters/outbox.py): endpoints, outbox, delivery log.
-plant_endpoints = Table(
-    "plant_endpoints",
-    metadata,
-    Column("party_id", Text, primary_key=True),
-    Column("url", Text, nullable=False),
-    Column("secret", Text, nullable=False),
-    Column("enabled", Boolean, nullable=False),
-    Column("disabled_reason", Text),
-    Column("created_at", DateTime(timezone=True)),
-    Column("updated_at", DateTime(timezone=True)),
-    schema="registry",
-)
+# Plant notifications (services/ledger/adapters/outbox.py): the outbox and the delivery log.
 
 outbox = Table(
     "outbox",

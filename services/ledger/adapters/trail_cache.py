@@ -10,24 +10,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from services.ledger.domain.append import NewEntry
 from services.ledger.domain.entries import RecordedEntry
-from services.ledger.domain.hashing import ZERO_HASH
-
-
-def recorded(entry: NewEntry) -> RecordedEntry:
-    envelope = entry.pending.envelope
-    return RecordedEntry(
-        seq=entry.seq,
-        event=envelope.event,
-        received_at=envelope.received_at,
-        recorded_at=entry.recorded_at,
-        origin=envelope.origin,
-        kafka_partition=entry.pending.kafka_partition,
-        kafka_offset=entry.pending.kafka_offset,
-        prev_hash=entry.prev_hash,
-        entry_hash=entry.entry_hash,
-    )
+from services.ledger.domain.integrity.hashing import ZERO_HASH
 
 
 class TrailCache:

@@ -14,25 +14,26 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from services.contract.events import CONTAINER_ID_PATTERN, ContainerId
-from services.ledger.adapters.event_queries import EventQueries
 from services.ledger.adapters.merkle_log import StoredCheckpoint
-from services.ledger.adapters.proof_queries import ProofQueries, ProofUnavailable
-from services.ledger.adapters.queries import ContainerFilter, LedgerQueries
 from services.ledger.api import deliveries
-from services.ledger.api.dependencies import CSV_MEDIA_TYPE, PRINTABLE, Auditor, attachment
+from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, attachment
 from services.ledger.api.event_query import event_query_router
 from services.ledger.api.presenters import anomaly_json, entry_json, trail_json
 from services.ledger.api.reports import reports_router
-from services.ledger.domain.checkpoint import CheckpointError, VerifierKey
-from services.ledger.domain.csv_export import TRAIL_COLUMNS, search_rows, trail_rows, write_csv
 from services.ledger.domain.custody import AnomalyCode, ContainerState, CustodyTrail
-from services.ledger.domain.epcis import MEDIA_TYPE as EPCIS_MEDIA_TYPE
-from services.ledger.domain.epcis import epcis_document
-from services.ledger.domain.hashing import format_instant
+from services.ledger.domain.integrity.checkpoint import CheckpointError, VerifierKey
+from services.ledger.domain.integrity.hashing import format_instant
+from services.ledger.readside import ReadSide
+from services.ledger.readside.containers import ContainerFilter
+from services.ledger.readside.proofs import ProofUnavailable
+from services.ledger.rendering.csv_export import TRAIL_COLUMNS, search_rows, trail_rows, write_csv
+from services.ledger.rendering.epcis import MEDIA_TYPE as EPCIS_MEDIA_TYPE
+from services.ledger.rendering.epcis import epcis_document
 from services.ledger.ui.router import ui_router
 from services.registry.store import RegistryStore
 from services.web.openapi import install_openapi, problem_responses
 from services.web.ops import ReadinessCheck, install_ops_routes
+from services.web.parameters import PRINTABLE
 from services.web.problems import Problem, install_problem_handlers
 
 PageSize = Annotated[int, Query(ge=1, le=500, description="Page size.")]
@@ -72,8 +73,7 @@ Filters = Annotated[ContainerFilter, Depends(container_filter)]
 
 def create_app(
     registry: RegistryStore,
-    queries: LedgerQueries,
-    proofs: ProofQueries,
+    read_side: ReadSide,
     checks: dict[str, ReadinessCheck],
     verifier_key: Callable[[], VerifierKey],
 ) -> FastAPI:
@@ -86,13 +86,13 @@ def create_app(
     install_ops_routes(app, checks)
 
     app.state.registry = registry
-    app.include_router(deliveries.router(queries))
+    app.include_router(deliveries.router(read_side))
 
     async def recorded_trail(container_id: str, as_of: datetime | None) -> CustodyTrail:
         if as_of is not None and as_of.tzinfo is None:
             raise Problem(422, "Invalid query", "as_of: needs a UTC offset")
         trail = await run_in_threadpool(
-            queries.trail, container_id, now=datetime.now(UTC), as_of=as_of
+            read_side.containers.trail, container_id, now=datetime.now(UTC), as_of=as_of
         )
         if trail is None:
             raise Problem(404, "Not found", f"no recorded events for container {container_id!r}")
@@ -165,10 +165,10 @@ def create_app(
     ) -> Response:
         now = datetime.now(UTC)
         rows = await run_in_threadpool(
-            queries.search, flt, now=now, after=decode_cursor(cursor), limit=limit
+            read_side.containers.search, flt, now=now, after=decode_cursor(cursor), limit=limit
         )
         ids = [row["container_id"] for row in rows]
-        trails = await run_in_threadpool(queries.trails, ids, now=now)
+        trails = await run_in_threadpool(read_side.containers.trails, ids, now=now)
         text = await run_in_threadpool(write_csv, search_rows(trails), TRAIL_COLUMNS)
         headers = attachment("containers.csv")
         if len(rows) == limit:
@@ -184,7 +184,7 @@ def create_app(
         limit: PageSize = 50,
     ) -> dict[str, Any]:
         rows = await run_in_threadpool(
-            queries.search,
+            read_side.containers.search,
             flt,
             now=datetime.now(UTC),
             after=decode_cursor(cursor),
@@ -207,7 +207,7 @@ def create_app(
 
     @app.get("/v1/events/{event_id}", tags=["events"], responses=problem_responses(404, 422))
     async def event(_: Auditor, event_id: UUID) -> dict[str, Any]:
-        entry = await run_in_threadpool(queries.entry, event_id)
+        entry = await run_in_threadpool(read_side.containers.entry, event_id)
         if entry is None:
             raise Problem(404, "Not found", f"event {event_id} is not recorded")
         return entry_json(entry)
@@ -220,7 +220,7 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> dict[str, Any]:
         trails = await run_in_threadpool(
-            queries.trails_with_anomalies,
+            read_side.containers.trails_with_anomalies,
             code,
             now=datetime.now(UTC),
             after=decode_cursor(cursor),
@@ -249,7 +249,7 @@ def create_app(
         ] = None,
     ) -> dict[str, Any]:
         try:
-            answer = await run_in_threadpool(proofs.inclusion, event_id, tree_size)
+            answer = await run_in_threadpool(read_side.proofs.inclusion, event_id, tree_size)
         except ProofUnavailable as error:
             raise unavailable(error) from error
         return {
@@ -263,7 +263,7 @@ def create_app(
 
     @app.get("/v1/checkpoints/latest", tags=["integrity"], responses=problem_responses(404))
     async def checkpoint_latest(_: Auditor) -> dict[str, Any]:
-        latest = await run_in_threadpool(proofs.latest)
+        latest = await run_in_threadpool(read_side.proofs.latest)
         if latest is None:
             raise Problem(404, "Not found", "no checkpoint has been signed yet")
         return checkpoint_json(latest)
@@ -287,7 +287,9 @@ def create_app(
         if first > second:
             raise Problem(422, "Invalid query", "first must not be larger than second")
         try:
-            older, newer, proof = await run_in_threadpool(proofs.consistency, first, second)
+            older, newer, proof = await run_in_threadpool(
+                read_side.proofs.consistency, first, second
+            )
         except ProofUnavailable as error:
             raise unavailable(error) from error
         return {
@@ -309,7 +311,7 @@ def create_app(
         ] = None,
     ) -> JSONResponse:
         try:
-            document = await run_in_threadpool(proofs.bundle, container_id, trusted_size)
+            document = await run_in_threadpool(read_side.proofs.bundle, container_id, trusted_size)
         except ProofUnavailable as error:
             raise unavailable(error) from error
         return JSONResponse(
@@ -317,10 +319,10 @@ def create_app(
             headers={"Content-Disposition": f'attachment; filename="{container_id}.bundle.json"'},
         )
 
-    app.include_router(event_query_router(EventQueries.sharing(queries), registry))
-    app.include_router(ui_router(registry, queries, proofs, verifier_key))
+    app.include_router(event_query_router(read_side, registry))
+    app.include_router(ui_router(registry, read_side, verifier_key))
 
-    app.include_router(reports_router(queries))
+    app.include_router(reports_router(read_side))
     install_openapi(app)
     return app
 

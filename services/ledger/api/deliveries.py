@@ -8,12 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import Engine
 
 from services.contract.events import PartyId
-from services.ledger.adapters.outbox import NotificationStatus, list_deliveries
-from services.ledger.adapters.queries import LedgerQueries
 from services.ledger.api.dependencies import current_auditor
+from services.ledger.domain.notifications import NotificationStatus
+from services.ledger.readside import ReadSide
 from services.web.openapi import problem_responses
 from services.web.problems import Problem
 
@@ -36,9 +35,7 @@ def decode_cursor(cursor: str | None) -> int | None:
     raise Problem(400, "Bad cursor", "the cursor is not one this API issued")
 
 
-def router(queries: LedgerQueries) -> APIRouter:
-    """The router reads through the ledger queries' engine (create_app has no other handle)."""
-    engine: Engine = queries.engine
+def router(read_side: ReadSide) -> APIRouter:
     routes = APIRouter(tags=["notifications"], dependencies=[Depends(current_auditor)])
 
     @routes.get(
@@ -55,8 +52,7 @@ def router(queries: LedgerQueries) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         items = await run_in_threadpool(
-            list_deliveries,
-            engine,
+            read_side.deliveries.attempts,
             party_id=party_id,
             status=status,
             after_id=decode_cursor(cursor),

@@ -12,9 +12,6 @@ from services.registry.store import RegistryStore
 from services.web.auth import API_TOKEN, authenticate_request, require_api_user
 
 CSV_MEDIA_TYPE = "text/csv"
-#: Query text: no control characters. No recorded id or location has one, and PostgreSQL
-#: cannot even be asked about U+0000.
-PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 
 async def current_auditor(

@@ -13,8 +13,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import StringConstraints
 
-from services.ledger.adapters.event_queries import EventFilter, EventQueries
-from services.ledger.api.dependencies import PRINTABLE, Auditor
+from services.ledger.api.dependencies import Auditor
 from services.ledger.api.presenters import entry_json
 from services.ledger.domain.event_filter import (
     QueryTermError,
@@ -24,8 +23,11 @@ from services.ledger.domain.event_filter import (
     select_steps,
     split_list,
 )
+from services.ledger.readside import ReadSide
+from services.ledger.readside.events import EventFilter
 from services.registry.store import RegistryStore
 from services.web.openapi import problem_responses
+from services.web.parameters import PRINTABLE
 from services.web.problems import Problem
 
 MAX_PAGE = 500
@@ -51,7 +53,7 @@ def _time(alias: str, description: str) -> Any:
     return Query(alias=alias, description=description)
 
 
-def event_query_router(events: EventQueries, registry: RegistryStore) -> APIRouter:
+def event_query_router(read_side: ReadSide, registry: RegistryStore) -> APIRouter:
     router = APIRouter(tags=["events"])
 
     @router.get("/v1/events", responses=problem_responses(400, 422))
@@ -117,7 +119,11 @@ def event_query_router(events: EventQueries, registry: RegistryStore) -> APIRout
             raise Problem(422, "Invalid query", str(error)) from error
         roles = await run_in_threadpool(registry.party_roles)
         found = await run_in_threadpool(
-            events.find, flt, party_roles=roles, after_seq=_seq_cursor(cursor), limit=limit
+            read_side.events.find,
+            flt,
+            party_roles=roles,
+            after_seq=_seq_cursor(cursor),
+            limit=limit,
         )
         items = []
         for entry in found:

@@ -7,7 +7,7 @@ from typing import Any
 from services.contract.events import event_body
 from services.ledger.domain.custody import Anomaly, CustodyTrail
 from services.ledger.domain.entries import RecordedEntry
-from services.ledger.domain.hashing import format_instant
+from services.ledger.domain.integrity.hashing import format_instant
 
 
 def entry_json(entry: RecordedEntry) -> dict[str, Any]:

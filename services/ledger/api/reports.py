@@ -15,18 +15,13 @@ from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from services.ledger.adapters.proof_queries import ProofUnavailable
-from services.ledger.adapters.queries import LedgerQueries
-from services.ledger.adapters.report_queries import ReportQueries
 from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, attachment
-from services.ledger.domain.certificate import MEDIA_TYPE as PDF_MEDIA_TYPE
 from services.ledger.domain.certificate import (
     CertificateError,
     CertificateUnavailable,
     build_certificate,
-    render_pdf,
 )
-from services.ledger.domain.hashing import format_instant
+from services.ledger.domain.integrity.hashing import format_instant
 from services.ledger.domain.mass_balance import (
     Discrepancy,
     Figures,
@@ -35,7 +30,12 @@ from services.ledger.domain.mass_balance import (
     Window,
     mass_balance,
 )
-from services.ledger.domain.shipment_log import shipment_log, write_log_csv
+from services.ledger.domain.shipment_log import shipment_log
+from services.ledger.readside import ReadSide
+from services.ledger.readside.proofs import ProofUnavailable
+from services.ledger.rendering.certificate_pdf import MEDIA_TYPE as PDF_MEDIA_TYPE
+from services.ledger.rendering.certificate_pdf import render_pdf
+from services.ledger.rendering.shipment_log_csv import write_log_csv
 from services.web.openapi import problem_responses
 from services.web.problems import Problem
 
@@ -115,8 +115,8 @@ def mass_balance_json(report: MassBalance) -> dict[str, Any]:
     }
 
 
-def reports_router(queries: LedgerQueries) -> APIRouter:
-    reports = ReportQueries.sharing(queries)
+def reports_router(read_side: ReadSide) -> APIRouter:
+    reports = read_side.reports
     router = APIRouter(tags=["reports"])
 
     @router.get("/v1/reports/mass-balance", responses=problem_responses(422))

@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import orjson
 from pydantic import ValidationError
 
 from services.contract import Envelope
 from services.contract.events import event_body
-
-
-@dataclass(frozen=True, slots=True)
-class IncomingMessage:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedMessage:
-    message: IncomingMessage
-    envelope: Envelope
-    body: dict[str, Any]
-
-
-class InvalidMessage(Exception):
-    """A message that can never be recorded; it is parked with its reason, never retried."""
-
-    def __init__(self, code: str, reason: str, *, raw: dict[str, Any] | None = None) -> None:
-        super().__init__(f"{code}: {reason}")
-        self.code = code
-        self.reason = reason
-        self.raw = raw or {}
+from services.ledger.domain.messages import DecodedMessage, IncomingMessage, InvalidMessage
 
 
 def _describe(error: ValidationError) -> str:

@@ -12,7 +12,8 @@ from typing import Any
 from uuid import UUID
 
 from services.contract import Envelope
-from services.ledger.domain.hashing import ZERO_HASH, entry_document, entry_hash
+from services.ledger.domain.entries import RecordedEntry
+from services.ledger.domain.integrity.hashing import ZERO_HASH, entry_document, entry_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,15 +27,6 @@ class PendingEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class NewEntry:
-    seq: int
-    pending: PendingEvent
-    recorded_at: datetime
-    prev_hash: bytes
-    entry_hash: bytes
-
-
-@dataclass(frozen=True, slots=True)
 class Conflict:
     pending: PendingEvent
     reason: str
@@ -42,7 +34,7 @@ class Conflict:
 
 @dataclass
 class AppendPlan:
-    entries: list[NewEntry] = field(default_factory=list)
+    entries: list[RecordedEntry] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     replays: int = 0
 
@@ -91,7 +83,20 @@ def plan_append(
             prev_hash=prev_hash,
         )
         digest = entry_hash(document)
-        plan.entries.append(NewEntry(seq, item, recorded_at, prev_hash, digest))
+        plan.entries.append(
+            RecordedEntry(
+                seq,
+                event,
+                item.envelope.received_at,
+                recorded_at,
+                item.envelope.origin,
+                item.kafka_partition,
+                item.kafka_offset,
+                prev_hash,
+                digest,
+                body=item.body,
+            )
+        )
         bodies[event.event_id] = item.body
         heads[event.container_id] = digest
         seq += 1

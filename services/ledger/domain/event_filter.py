@@ -7,9 +7,10 @@
   selects handoffs by the registry role of their ``to_party`` (``HANDOFF_STEP``).
   A ``correction`` has no bizStep: it is exported as the ``errorDeclaration`` of the event it
   corrects, so no bizStep selects it.
-- ``MATCH_epc`` takes container ids or their EPCIS URIs (``epcis.container_uri``); a trailing
-  ``*`` matches every container id that starts with what precedes it.
-- ``EQ_bizLocation`` / ``EQ_readPoint`` take location ids or their URIs (``epcis.location_uri``).
+- ``MATCH_epc`` takes container ids or their EPCIS URIs (``epcis_identifiers.container_uri``);
+  a trailing ``*`` matches every container id that starts with what precedes it.
+- ``EQ_bizLocation`` / ``EQ_readPoint`` take location ids or their URIs
+  (``epcis_identifiers.location_uri``).
   Every exported event's readPoint is its ``location_id``; its bizLocation is the same except
   for events after which the container is no longer there (``NO_BIZ_LOCATION``: pickup,
   processed and a consigning handoff), which carry none and so never match ``EQ_bizLocation``.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from services.contract.events import EventType
-from services.ledger.domain.epcis import NAMESPACE, RECEIVING_ROLES
+from services.ledger.domain.epcis_identifiers import NAMESPACE, RECEIVING_ROLES
 
 BIZ_STEP_TYPES: dict[str, frozenset[EventType]] = {
     "collecting": frozenset({EventType.DROPOFF}),

@@ -30,17 +30,17 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.exceptions import HTTPException
 
 from services.contract.events import ContainerId, Intake, Pickup
-from services.ledger.adapters.dashboard_queries import DashboardQueries
-from services.ledger.adapters.proof_queries import ProofQueries, ProofUnavailable
-from services.ledger.adapters.queries import ContainerFilter, LedgerQueries
-from services.ledger.api.dependencies import PRINTABLE
-from services.ledger.domain.bundle import BundleError, verify_bundle
-from services.ledger.domain.checkpoint import CheckpointError, VerifierKey
 from services.ledger.domain.custody import AnomalyCode, ContainerState, CustodyTrail
+from services.ledger.domain.integrity.checkpoint import CheckpointError, VerifierKey
+from services.ledger.domain.integrity.verification import BundleError, verify_bundle
+from services.ledger.readside import ReadSide
+from services.ledger.readside.containers import ContainerFilter
+from services.ledger.readside.proofs import ProofUnavailable
 from services.ledger.ui import views
 from services.ledger.ui.timeline import build_timeline
 from services.registry.principals import ApiRole, ApiUser
 from services.registry.store import RegistryStore
+from services.web.parameters import PRINTABLE
 
 COOKIE = "custody_ui_token"
 COOKIE_PATH = "/ui"
@@ -202,13 +202,9 @@ Auditor = Annotated[Session, Depends(signed_in)]
 
 
 def ui_router(
-    registry: RegistryStore,
-    queries: LedgerQueries,
-    proofs: ProofQueries,
-    verifier_key: Callable[[], VerifierKey],
+    registry: RegistryStore, read_side: ReadSide, verifier_key: Callable[[], VerifierKey]
 ) -> APIRouter:
     """The ``/ui`` pages; include it in the ledger API's app."""
-    dashboard = DashboardQueries.sharing(queries)
     env = _environment()
     router = APIRouter(prefix="/ui", include_in_schema=False, route_class=_UIRoute)
 
@@ -279,7 +275,7 @@ def ui_router(
     @router.get("/")
     async def home(request: Request, session: Auditor) -> HTMLResponse:
         now = datetime.now(UTC)
-        overview = await run_in_threadpool(dashboard.overview, now)
+        overview = await run_in_threadpool(read_side.dashboard.overview, now)
         return page(
             "dashboard.html",
             request,
@@ -318,7 +314,7 @@ def ui_router(
         prefix = (q or "").strip() or None
         after = views.decode_cursor(cursor)
         found = await run_in_threadpool(
-            dashboard.search, flt, id_prefix=prefix, now=now, after=after, limit=PAGE_SIZE
+            read_side.dashboard.search, flt, id_prefix=prefix, now=now, after=after, limit=PAGE_SIZE
         )
         roles = await run_in_threadpool(registry.party_roles)
         filters = {
@@ -353,7 +349,7 @@ def ui_router(
     def integrity(container_id: str, trail: CustodyTrail) -> dict[str, Any]:
         """The container's bundle, checked here exactly as `custody verify` checks it."""
         try:
-            bundle = proofs.bundle(container_id, None)
+            bundle = read_side.proofs.bundle(container_id, None)
         except ProofUnavailable as error:
             return {"status": "pending", "detail": str(error)}
         try:
@@ -378,7 +374,7 @@ def ui_router(
         request: Request, session: Auditor, container_id: Annotated[ContainerId, PathParam()]
     ) -> HTMLResponse:
         now = datetime.now(UTC)
-        trail = await run_in_threadpool(queries.trail, container_id, now=now)
+        trail = await run_in_threadpool(read_side.containers.trail, container_id, now=now)
         if trail is None:
             return page(
                 "not_found.html",
@@ -431,8 +427,10 @@ def ui_router(
         if path is not None:
             path = path.format(container_id=container_id)
         elif kind == "certificate":
-            trail = await run_in_threadpool(queries.trail, container_id, now=datetime.now(UTC))
-            latest = await run_in_threadpool(proofs.latest)
+            trail = await run_in_threadpool(
+                read_side.containers.trail, container_id, now=datetime.now(UTC)
+            )
+            latest = await run_in_threadpool(read_side.proofs.latest)
             signed = latest.checkpoint.tree_size if latest is not None else None
             if trail is not None:
                 path = certificate_path(request, trail, signed_size=signed)
@@ -459,9 +457,13 @@ def ui_router(
         chosen = AnomalyCode(code) if code in {item.value for item in AnomalyCode} else None
         after = views.decode_cursor(cursor)
         trails = await run_in_threadpool(
-            queries.trails_with_anomalies, chosen, now=now, after=after, limit=ANOMALY_PAGE
+            read_side.containers.trails_with_anomalies,
+            chosen,
+            now=now,
+            after=after,
+            limit=ANOMALY_PAGE,
         )
-        counts = await run_in_threadpool(dashboard.anomaly_counts, now)
+        counts = await run_in_threadpool(read_side.dashboard.anomaly_counts, now)
         rows = [
             (trail, item)
             for trail in trails
