@@ -1,4 +1,4 @@
-"""The event contract shared by ingest and the ledger (DESIGN.md §3)."""
+"""The event contract shared by ingest and the ledger (docs/architecture.md §3)."""
 
 from services.contract.envelope import Envelope, Origin, OriginKind
 from services.contract.events import (

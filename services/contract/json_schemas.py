@@ -17,7 +17,7 @@ from services.contract.events import ScanEvent, event_json_schema
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://battery-custody.example/schemas/"
-MAX_BATCH_EVENTS = 500  # DESIGN.md §5: POST /v1/events/batch takes 1 to 500 events
+MAX_BATCH_EVENTS = 500  # docs/architecture.md §5: POST /v1/events/batch takes 1 to 500 events
 
 
 class BatchRequest(BaseModel):

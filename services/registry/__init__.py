@@ -1,1 +1,1 @@
-"""Parties, devices and API tokens (DESIGN.md §3)."""
+"""Parties, devices and API tokens (docs/architecture.md §3)."""

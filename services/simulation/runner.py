@@ -1,4 +1,4 @@
-"""Play a scenario against a running ingest service (DESIGN.md §5).
+"""Play a scenario against a running ingest service (docs/architecture.md §5).
 
 Registers the scenario's parties (existing ones are kept) and fresh devices (their tokens stay
 in memory), then posts the upload plan in order: several events through

@@ -1,1 +1,4 @@
-"""Run the real Kafka broker and PostgreSQL server locally, without Docker (DESIGN.md §6)."""
+"""The real Kafka broker and PostgreSQL server, run locally without Docker.
+
+See docs/architecture.md §6.
+"""

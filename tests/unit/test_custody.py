@@ -1,4 +1,4 @@
-"""Custody reconstruction (services/ledger/domain/custody.py) against DESIGN.md §3."""
+"""Custody reconstruction (services/ledger/domain/custody.py) against docs/architecture.md §3."""
 
 from __future__ import annotations
 

@@ -34,8 +34,8 @@ class PreparedRead:
     """A Core SELECT compiled once and run as a server-side prepared statement, rows as dicts.
 
     For the reads of every auditor request and consumer batch: SQLAlchemy's execution and
-    result layers cost a custody trail about a fifth of a millisecond of CPU per statement on a
-    2-core host, more than PostgreSQL spends running it. The text still comes from ``tables``.
+    result layers cost more CPU per statement than PostgreSQL spends running it. The text
+    still comes from ``tables``.
     """
 
     def __init__(self, statement: ClauseElement) -> None:

@@ -1,4 +1,4 @@
-"""Certificate of recycling for one shipment, as a PDF (pure; docs/reports.md).
+"""Certificate of recycling for one shipment: what it certifies, verified (pure; docs/reports.md).
 
 The certificate shows the ledger **as of its latest signed checkpoint**: only entries with
 ``seq < tree_size`` are read, so everything on it is provable by that checkpoint. It names the
@@ -8,11 +8,12 @@ pickup, intake and processed dates and processing method. Each container that wa
 *certified* by its processed entry (its intake entry until it is processed): the certificate
 prints that entry's ledger ``seq`` and ``entry_hash`` and the checkpoint's tree size and root.
 
-Nothing is rendered unproven. For every certified container ``build_certificate`` first
-recomputes the hash of each of its entries from the content and checks the chain links
-(``prev_hash``) from its first entry, then verifies the RFC 6962 inclusion proofs of the
+Nothing is rendered unproven. For every certified container ``build_certificate`` first has
+the one verifier (``integrity/verification.py``) recompute the hash of each of its entries and
+check the chain links from its first entry, then verify the RFC 6962 inclusion proofs of the
 certified entry and of the container's last entry (its chain head at the checkpoint) against the
-checkpoint's root: so every figure printed for it is bound to the signed checkpoint. The exact
+checkpoint's root: so every figure printed for it is bound to the signed checkpoint. The PDF is
+drawn by ``services/ledger/rendering/certificate_pdf.py``. The exact
 signed note and the proofs are attached to the PDF as ``checkpoint.note`` and ``proofs.json``, so
 an auditor can check them again offline.
 """

@@ -1,8 +1,9 @@
-"""A custody trail as a GS1 EPCIS 2.0 JSON-LD document (DESIGN.md §3, docs/exports.md). Pure.
+"""A custody trail as a GS1 EPCIS 2.0 JSON-LD document (docs/exports.md). Pure.
 
 Every recorded scan becomes one EPCIS event, in trail order, with the bizStep and disposition
-of the DESIGN §3 table given as CBV short names (the GS1 JSON Schema accepts CBV terms only as
-short names: a ``urn:epcglobal:cbv:…`` URI fails its ``vocab-other-uri`` pattern):
+of the table in docs/architecture.md §3 given as CBV short names (the GS1 JSON Schema accepts
+CBV terms only as short names: a ``urn:epcglobal:cbv:…`` URI fails its ``vocab-other-uri``
+pattern):
 
 - ``dropoff``     AggregationEvent ADD      collecting / disposed
 - ``sealed``      ObjectEvent OBSERVE       packing / container_closed
