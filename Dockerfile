@@ -1,6 +1,6 @@
 # One image for every Battery Custody process: ingest, ledger API, ledger consumer and the
 # one-shot migrate job (docker-compose.yml picks the command). Hosts without Docker run the
-# same processes with `custody stack up` + `custody serve …` (DESIGN.md §6).
+# same processes with `custody stack up` + `custody serve …` (docs/architecture.md §6).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,11 +16,10 @@ COPY services ./services
 COPY migrations ./migrations
 COPY schemas ./schemas
 
-# Editable install on purpose: services/ledger/adapters/migrate.py finds alembic.ini and
-# migrations/ at PROJECT_ROOT = parents[3] of its own file. A regular `pip install .` would put
-# the package in site-packages, where parents[3] is not /app and `custody migrate` would find no
-# migrations. With `-e`, the code runs from /app/services, so PROJECT_ROOT is /app.
-RUN pip install -e . \
+# A regular install: the migrations go in as data files, where services/db/migrations.py finds
+# them (<prefix>/share/battery-custody/migrations). The sources are removed after it.
+RUN pip install . \
+    && rm -rf services migrations build \
     && useradd --create-home --uid 10001 --user-group custody
 
 # Everything under /app stays owned by root (read-only for the service user).

@@ -25,8 +25,9 @@ from services.ingest.api.app import IngestContext
 from services.ingest.api.app import create_app as create_ingest_app
 from services.ingest.domain.rate_limit import DeviceRateLimiter, RateLimit
 from services.ledger.adapters.append_unit_of_work import PostgresAppendUnitOfWork, stored_offsets
+from services.ledger.adapters.dead_letters import KafkaDeadLetters
 from services.ledger.adapters.entries_statistics import EntriesStatistics
-from services.ledger.adapters.kafka_source import KafkaDeadLetters, KafkaSource
+from services.ledger.adapters.kafka_source import KafkaSource
 from services.ledger.adapters.signing_keys import load_private_key, load_verifier, verifier_path
 from services.ledger.api.app import create_app as create_ledger_app
 from services.ledger.consumer.metrics import consumer_metrics

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
@@ -165,25 +165,6 @@ class KafkaSource:
     def close(self) -> None:
         self._lag.forget()
         self._consumer.close()
-
-
-class KafkaDeadLetters:
-    """Parked messages to the dead-letter topic, acks=all, idempotent."""
-
-    def __init__(self, *, bootstrap: str, topic: str) -> None:
-        self._topic = topic
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
-        )
-
-    def park(self, payloads: Sequence[tuple[bytes | None, bytes]]) -> None:
-        for key, value in payloads:
-            self._producer.send(self._topic, key=key, value=value)
-        if payloads:
-            self._producer.flush(timeout=30)
-
-    def close(self) -> None:
-        self._producer.close(timeout=10)
 
 
 class OffsetSource(Protocol):
