@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.service_process import ROOT, TOKEN_CACHE_S, peak_rss_mb, start, stop, wait_ready
+from bench.service_process import ROOT, TOKEN_CACHE_S, peak_rss_mb, ready, start_service
 from bench.stats import Figure
 from bench.steady_load import SAMPLE_EVERY, TRAIL_POLL_S
 from services.db.engine import make_engine
@@ -16,6 +16,7 @@ from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryStore
 from services.stack.ephemeral import EphemeralStack
 from services.stack.processes import free_port
+from services.stack.service_processes import stop_process
 
 BATCH = 100  # events per POST: an end-of-shift upload from a scanner that was offline
 
@@ -38,14 +39,12 @@ def run(
     engine.dispose()
     ingest_url = f"http://127.0.0.1:{settings.ingest_port}"
     ledger_url = f"http://127.0.0.1:{settings.ledger_port}"
-    processes = {
-        name: start(settings, name, logs / f"e2e-{name}.log")
-        for name in ("ingest", "consumer", "ledger")
-    }
+    log = {name: logs / f"e2e-{name}.log" for name in ("ingest", "consumer", "ledger")}
+    processes = {name: start_service(settings, name, log[name]) for name in log}
     p50, p99, achieved, post_p99, refused = ([] for _ in range(5))
     try:
-        wait_ready(ingest_url, processes["ingest"])
-        wait_ready(ledger_url, processes["ledger"])
+        ready(ingest_url, processes["ingest"], log["ingest"])
+        ready(ledger_url, processes["ledger"], log["ledger"])
         for index in range(runs):
             result = subprocess.run(
                 [
@@ -84,7 +83,7 @@ def run(
         rss = {name: peak_rss_mb(process.pid) for name, process in processes.items()}
     finally:
         for process in processes.values():
-            stop(process)
+            stop_process(process)
     note = (
         f"{rate:,.0f} events/s offered for {seconds:.0f} s, {BATCH} events per POST; "
         f"every {SAMPLE_EVERY}th POST followed, oldest first, one trail request at a time, "

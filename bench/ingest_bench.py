@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaProducer
 
-from bench.service_process import TOKEN_CACHE_S, peak_rss_mb, start, stop, wait_ready
+from bench.service_process import TOKEN_CACHE_S, peak_rss_mb, ready, start_service
 from bench.stats import Figure
 from bench.workload import ORIGINS
 from bench.wrk_load import wrk_post
@@ -20,6 +20,7 @@ from services.registry.store import RegistryStore
 from services.settings import Settings
 from services.stack.ephemeral import EphemeralStack
 from services.stack.processes import free_port
+from services.stack.service_processes import stop_process
 
 
 def dropoff_envelopes(count: int) -> list[tuple[bytes, bytes]]:
@@ -71,10 +72,11 @@ def run(stack: EphemeralStack, *, events: int, runs: int, seconds: int, logs: Pa
     engine.dispose()
     messages = dropoff_envelopes(events)
     url = f"http://127.0.0.1:{settings.ingest_port}"
-    process = start(settings, "ingest", logs / "ingest.log")
+    log = logs / "ingest.log"
+    process = start_service(settings, "ingest", log)
     raw, batch, batch_p50, batch_p99, single_rps, single_p50, single_p99 = ([] for _ in range(7))
     try:
-        wait_ready(url, process)
+        ready(url, process, log)
         wrk_post(url, token, batch=False, seconds=2, connections=8)  # warm-up
         for index in range(runs):
             raw.append(raw_producer_run(settings, messages))
@@ -93,7 +95,7 @@ def run(stack: EphemeralStack, *, events: int, runs: int, seconds: int, logs: Pa
             )
         rss = peak_rss_mb(process.pid)
     finally:
-        stop(process)
+        stop_process(process)
     note = f"wrk for {seconds} s/run, 500 events per request, 8 connections; raw: {events:,} events"
     return [
         Figure(

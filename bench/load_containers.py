@@ -29,7 +29,6 @@ import pwd
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import zlib
@@ -41,6 +40,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from bench.service_process import ready, start_service
 from services.db.engine import make_engine
 from services.db.migrations import upgrade
 from services.ledger.adapters.append_unit_of_work import PostgresAppendUnitOfWork
@@ -52,7 +52,7 @@ from services.ledger.service.append import LedgerAppender
 from services.ledger.service.checkpointer import Checkpointer
 from services.registry.principals import ApiRole
 from services.registry.store import RegistryStore
-from services.settings import Settings, settings_environment
+from services.settings import Settings
 from services.simulation.scenario import Scenario, ScenarioConfig, build_scenario
 from services.stack.postgres_cluster import PostgresCluster
 from services.stack.processes import free_port
@@ -108,25 +108,9 @@ def start_postgres(root: Path) -> PostgresCluster:
 
 def start_ledger(settings: Settings, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     url = f"http://127.0.0.1:{settings.ledger_port}"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "serve", "ledger"],
-            cwd=ROOT,
-            env=settings_environment(settings, dict(os.environ)),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"ledger exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("ledger not ready after 60 s")
+    process = start_service(settings, "ledger", log)
+    ready(url, process, log)
+    return process, url
 
 
 def pick_container(client: httpx.Client, run_id: str) -> str:

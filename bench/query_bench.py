@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import create_engine
 
-from bench.service_process import TOKEN_CACHE_S, peak_rss_mb, start, stop, wait_ready
+from bench.service_process import TOKEN_CACHE_S, peak_rss_mb, ready, start_service
 from bench.stats import Figure
 from bench.workload import ORIGINS, lives
 from bench.wrk_load import wrk_get
@@ -32,6 +32,7 @@ from services.registry.store import RegistryStore
 from services.settings import Settings
 from services.stack.ephemeral import EphemeralStack
 from services.stack.processes import free_port
+from services.stack.service_processes import stop_process
 
 CHUNK_CONTAINERS = 500
 EVENTS_PER_CONTAINER = 10  # bench.workload.long_life
@@ -140,13 +141,14 @@ def run(
     merkle = merkle_append_cost(settings, runs)
     print(f"  vacuum, analyse and checkpoint after the load: {settle(settings):.0f} s", flush=True)
     url = f"http://127.0.0.1:{settings.ledger_port}"
-    process = start(settings, "ledger", logs / "ledger.log")
+    log = logs / "ledger.log"
+    process = start_service(settings, "ledger", log)
     figures: dict[str, list[tuple[float, float]]] = {
         k: [] for k in ("trail", "search", "proof", "bundle")
     }
     requests = dict.fromkeys(figures, 0)
     try:
-        wait_ready(url, process)
+        ready(url, process, log)
         rng = random.Random(7)
 
         def fresh_paths() -> dict[str, Path]:
@@ -173,7 +175,7 @@ def run(
             )
         rss = peak_rss_mb(process.pid)
     finally:
-        stop(process)
+        stop_process(process)
     entries = containers * EVENTS_PER_CONTAINER
     scale = (
         f"{entries:,} entries over {containers:,} containers; wrk, one connection, {seconds} s/run"

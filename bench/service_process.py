@@ -1,16 +1,16 @@
-"""Services as real processes for benchmarks, with their peak memory."""
+"""Services as real processes for benchmarks, with their peak memory.
+
+They are started and awaited with ``services/stack/service_processes.py`` like the tests'; this
+module adds what only benchmarks want: the deployed token cache and peak resident memory.
+"""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
-
-from services.settings import Settings, settings_environment
+from services.settings import Settings
+from services.stack.service_processes import spawn_service, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 # Services are measured as deployed: with the token cache the service defaults to, not the
@@ -19,29 +19,21 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN_CACHE_S: float = Settings.model_fields["registry_cache_s"].default
 
 
-def start(settings: Settings, name: str, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "serve", name],
-            cwd=ROOT,
-            env=settings_environment(settings, dict(os.environ)),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+def start_service(settings: Settings, name: str, log: Path) -> subprocess.Popen[bytes]:
+    """``custody serve NAME`` on ``settings``, run from the checkout."""
+    return spawn_service(name, log_file=log, settings=settings, cwd=ROOT)
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"service exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} not ready after {timeout} s")
+def ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    """Wait until the service at ``url`` answers ``/readyz``; StackError if it exits first."""
+    wait_ready(
+        f"{url}/readyz",
+        lambda: process.poll() is None,
+        what=f"the service at {url}",
+        log_file=log,
+        timeout=timeout,
+        log_tail=2000,
+    )
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -61,11 +53,3 @@ def _peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()

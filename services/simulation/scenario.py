@@ -26,15 +26,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.contract.json_schemas import MAX_BATCH_EVENTS
+from services.ledger.domain.custody import STATE_AFTER, ContainerState, CustodyRules
 from services.registry.principals import PartyRole
 
-MAX_BATCH_EVENTS = 500
 CLOCK_OFFSET = timedelta(minutes=10)
 """How fast the skewed site scanner's clock runs."""
-CLOCK_SKEW_LIMIT = timedelta(minutes=5)
-"""Ingest-to-ledger rule: occurred_at more than this after received_at is ``clock_skew``."""
-LATE_AFTER = timedelta(hours=24)
-"""An upload is late when its oldest event occurred longer ago than this."""
+CLOCK_SKEW_LIMIT = CustodyRules().clock_skew
+"""The ledger's rule: occurred_at more than this after received_at is ``clock_skew``."""
+LATE_AFTER = CustodyRules().late_arrival
+"""An upload is late when its oldest event occurred longer ago than this (``late_arrival``)."""
 
 HUB_SHARE = 0.30
 PROCESSED_SHARE = 0.85
@@ -60,16 +61,12 @@ _OUTAGE_HOURS = (26.0, 96.0)
 _CHEMISTRIES = (("li_ion", 0.78), ("li_metal", 0.12), ("mixed", 0.10))
 _METHODS = (("shredding", 0.55), ("hydromet", 0.30), ("pyromet", 0.15))
 
-# The order of states a device can bring a container to (acknowledged needs a plant webhook).
+# The states a device can bring a container to, in order (acknowledged needs a plant webhook),
+# and the event type (a scan's kind) that brings each.
+STATES = tuple(state.value for state in ContainerState if state is not ContainerState.ACKNOWLEDGED)
 _STATE_OF = {
-    "dropoff": "open",
-    "sealed": "sealed",
-    "pickup": "in_transit",
-    "handoff": "in_transit",
-    "intake": "received",
-    "processed": "processed",
+    kind.value: state.value for kind, state in STATE_AFTER.items() if state.value in STATES
 }
-STATES = ("open", "sealed", "in_transit", "received", "processed")
 
 
 @dataclass(frozen=True)

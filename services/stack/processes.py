@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 
@@ -68,19 +68,34 @@ def read_pid(pid_file: Path) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def spawn(command: Sequence[str], *, log_file: Path, pid_file: Path) -> int:
-    """Start a detached process in its own session, logging to ``log_file``."""
+def spawn(
+    command: Sequence[str],
+    *,
+    log_file: Path,
+    pid_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    detach: bool = True,
+) -> subprocess.Popen[bytes]:
+    """Start ``command``, its output appended to ``log_file``.
+
+    Detached (the default): in its own session with no stdin, so it outlives this process and
+    its terminal, and ``terminate`` stops its whole group. ``pid_file`` gets its pid.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             list(command),
+            cwd=cwd,
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            stdin=subprocess.DEVNULL if detach else None,
+            start_new_session=detach,
         )
-    pid_file.write_text(f"{process.pid}\n")
-    return process.pid
+    if pid_file is not None:
+        pid_file.write_text(f"{process.pid}\n")
+    return process
 
 
 def terminate(pid: int, *, timeout: float = 30.0) -> None:

@@ -27,7 +27,8 @@ from typer.testing import CliRunner
 from services.bootstrap import build_consumer, build_ingest_app, build_ledger_api
 from services.cli import main as cli
 from services.db.engine import make_engine
-from services.ingest.api.webhooks import NO_MATCHING_SIGNATURE, webhook_event_id
+from services.ingest.domain.receipts import webhook_event_id
+from services.ingest.domain.webhook_signature import NO_MATCHING_SIGNATURE
 from services.registry.principals import PartyRole
 from services.registry.store import RegistryStore, new_webhook_secret
 from services.settings import Settings, get_settings

@@ -11,11 +11,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from services.settings import Settings, settings_environment
 from services.stack.processes import free_port
-from tests.support.waiting import wait_for
+from services.stack.service_processes import WORKERS, spawn_service, stop_process, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,56 +49,29 @@ class ServiceProcess:
         self.process.wait(timeout=30)
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.returncode
+        return stop_process(self.process)
 
 
 def start_service(settings: Settings, name: str, log_dir: Path) -> ServiceProcess:
-    log_dir.mkdir(parents=True, exist_ok=True)
+    """``custody serve NAME`` on free ports, awaited: an HTTP service until ``/readyz`` answers,
+    a worker until its ops endpoint's ``/healthz`` does (it answers before the worker is ready,
+    so only liveness is awaited and tests that need more wait for it)."""
     log = log_dir / f"{name}.log"
-    url = None
-    probe = "/readyz"
-    if name == "ingest":
-        settings = settings.model_copy(update={"ingest_port": free_port()})
-        url = f"http://127.0.0.1:{settings.ingest_port}"
-    elif name == "ledger":
-        settings = settings.model_copy(update={"ledger_port": free_port()})
-        url = f"http://127.0.0.1:{settings.ledger_port}"
-    elif name in ("consumer", "notifier", "checkpointer"):
-        # The ops endpoint (/metrics, /healthz, /readyz); it answers before the worker is
-        # ready, so only liveness is awaited and tests that need more wait for it.
-        ops_port = free_port()
-        settings = settings.model_copy(
-            update={f"{name}_ops_port": ops_port, "ops_host": "127.0.0.1"}
-        )
-        url = f"http://127.0.0.1:{ops_port}"
-        probe = "/healthz"
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli.main", "serve", name],
-            cwd=ROOT,
-            env=settings_env(settings),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    service = ServiceProcess(name, process, log, url)
+    port = free_port()
+    ports = {
+        "ingest": {"ingest_port": port},
+        "ledger": {"ledger_port": port},
+        **{worker: {f"{worker}_ops_port": port, "ops_host": "127.0.0.1"} for worker in WORKERS},
+    }
+    url = f"http://127.0.0.1:{port}" if name in ports else None
+    settings = settings.model_copy(update=ports.get(name, {}))
+    process = spawn_service(name, log_file=log, settings=settings, cwd=ROOT)
     if url is not None:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"{name} exited: {log.read_text()[-3000:]}")
-            try:
-                return httpx.get(f"{url}{probe}", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(ready, what=f"{name} ready", timeout=60)
-    return service
+        probe = "/healthz" if name in WORKERS else "/readyz"
+        wait_ready(
+            url + probe, lambda: process.poll() is None, what=name, log_file=log, log_tail=3000
+        )
+    return ServiceProcess(name, process, log, url)
 
 
 @contextmanager

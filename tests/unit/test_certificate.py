@@ -31,7 +31,7 @@ from services.ledger.domain.entries import RecordedEntry
 from services.ledger.domain.integrity.checkpoint import Checkpoint, sign_checkpoint
 from services.ledger.domain.integrity.hashing import ZERO_HASH, entry_document, entry_hash
 from services.ledger.domain.integrity.merkle import in_memory_source, inclusion_proof, root_hash
-from services.ledger.rendering.certificate_pdf import kg, render_pdf
+from services.ledger.rendering.certificate_pdf import render_pdf, weight_text
 from tests.support import events as ev
 
 ORIGIN = "battery-custody.test/ledger"
@@ -245,10 +245,10 @@ def test_rendering_is_deterministic(ledger: Ledger) -> None:
 
 
 def test_weights_keep_their_unit_and_decimals() -> None:
-    assert kg(120) == "120.0 kg"
-    assert kg(119.55) == "119.55 kg"
-    assert kg(0.0005) == "0.001 kg"
-    assert kg(None) == "-"
+    assert weight_text(120) == "120.0 kg"
+    assert weight_text(119.55) == "119.55 kg"
+    assert weight_text(0.0005) == "0.001 kg"
+    assert weight_text(None) == "-"
 
 
 def test_a_bad_inclusion_proof_renders_nothing(ledger: Ledger) -> None:

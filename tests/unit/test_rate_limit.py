@@ -1,4 +1,4 @@
-"""Per-device token buckets (services/ingest/rate_limit.py) on a hand-driven clock."""
+"""Per-device token buckets (services/ingest/domain/rate_limit.py) on a hand-driven clock."""
 
 from __future__ import annotations
 

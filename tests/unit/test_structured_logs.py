@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 
 from services.contract import parse_event
+from services.ingest.domain.errors import Forbidden, Invalid
 from services.ingest.service.event_log import log_accepted, log_refused
 from services.logging_setup import JsonLineFormatter, log_formatter
 from services.registry.principals import Device, PartyRole
-from services.web.problems import Problem
 from tests.support import events as ev
 
 SITE = Device("site-a-dev", "site-a", PartyRole.SITE)
@@ -88,16 +88,18 @@ def test_ingest_logs_accepted_events_with_their_ids(json_lines: io.StringIO) -> 
 
 def test_ingest_logs_refused_events_with_the_ids_the_body_had(json_lines: io.StringIO) -> None:
     raw = ev.dropoff("BX-LOG-2\nforged line")
-    problem = Problem(403, "Forbidden", "not yours", errors=[{"path": "x", "message": "no"}])
-    log_refused(SITE, raw, problem)
-    log_refused(SITE, ["not", "an", "object"], problem)
+    log_refused(SITE, raw, Forbidden("not yours"))
+    log_refused(SITE, ["not", "an", "object"], Invalid.at("x", "no"))
     first, second = lines(json_lines)
     assert first["level"] == "INFO"
     assert first["event_id"] == raw["event_id"]
     assert first["container_id"] == "BX-LOG-2\nforged line"
     assert first["status"] == 403
+    assert first["errors"] is None
     assert second["event_id"] is None
     assert second["container_id"] is None
+    assert second["status"] == 422
+    assert second["errors"] == [{"path": "x", "message": "no"}]
 
 
 def test_accepted_events_cost_nothing_when_debug_is_off(json_lines: io.StringIO) -> None:

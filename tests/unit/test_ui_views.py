@@ -7,6 +7,7 @@ from uuid import uuid4
 
 from services.contract import parse_event
 from services.ledger.ui import views
+from services.web.cursors import encode_container_cursor
 
 T0 = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
 
@@ -25,7 +26,7 @@ def test_query_strings_drop_empty_values() -> None:
 
 
 def test_cursors_round_trip_and_bad_ones_mean_the_first_page() -> None:
-    assert views.decode_cursor(views.encode_cursor("BX-ui-00050")) == "BX-ui-00050"
+    assert views.decode_cursor(encode_container_cursor("BX-ui-00050")) == "BX-ui-00050"
     assert views.decode_cursor(None) is None
     assert views.decode_cursor("%%%") is None
 

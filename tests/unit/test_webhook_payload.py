@@ -24,17 +24,21 @@ from standardwebhooks import Webhook
 from services.contract import Envelope
 from services.contract.events import ReceiptAck, event_body
 from services.ingest.api.app import IngestContext, create_app
-from services.ingest.api.webhooks import (
-    NO_MATCHING_SIGNATURE,
+from services.ingest.api.errors import problem_of
+from services.ingest.domain.errors import Refused
+from services.ingest.domain.receipts import (
     WEBHOOK_EVENT_NAMESPACE,
     ReceiptWebhook,
-    WebhookHeaders,
     parse_payload,
-    read_headers,
     read_receipt,
     receipt_event,
-    verify_signature,
     webhook_event_id,
+)
+from services.ingest.domain.webhook_signature import (
+    NO_MATCHING_SIGNATURE,
+    WebhookHeaders,
+    read_headers,
+    verify_signature,
 )
 from services.ledger.domain.append import PendingEvent, plan_append
 from services.registry.store import new_webhook_secret
@@ -80,9 +84,10 @@ def signed(
 
 
 def refusal(call: Any) -> Problem:
-    with pytest.raises(Problem) as caught:
+    """The domain error ``call`` raises, as the problem+json the API answers with."""
+    with pytest.raises(Refused) as caught:
         call()
-    return caught.value
+    return problem_of(caught.value)
 
 
 # --- headers and the ±5 min tolerance (injected clock) --------------------------------------

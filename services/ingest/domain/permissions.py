@@ -1,4 +1,4 @@
-"""Which events a device may post for its party (pure; DESIGN.md §3 and issue #2)."""
+"""Which events a device may post for its party (pure; docs/architecture.md §3 and issue #2)."""
 
 from __future__ import annotations
 

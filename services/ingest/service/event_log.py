@@ -10,8 +10,8 @@ import logging
 from collections.abc import Sequence
 
 from services.contract import CustodyEvent
+from services.ingest.domain.errors import Refused
 from services.registry.principals import Device
-from services.web.problems import Problem
 
 log = logging.getLogger("custody.ingest")
 
@@ -38,7 +38,7 @@ def log_accepted(poster: Device, events: Sequence[CustodyEvent]) -> None:
         )
 
 
-def log_refused(poster: Device, raw: object, problem: Problem) -> None:
+def log_refused(poster: Device, raw: object, refused: Refused) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
     fields = raw if isinstance(raw, dict) else {}
@@ -49,15 +49,15 @@ def log_refused(poster: Device, raw: object, problem: Problem) -> None:
         event_id,
         container_id,
         poster.device_id,
-        problem.status,
-        problem.detail,
+        refused.status,
+        refused.detail,
         extra={
             "event_id": event_id,
             "container_id": container_id,
             "device_id": poster.device_id,
             "party_id": poster.party_id,
-            "status": problem.status,
-            "errors": problem.errors,
+            "status": refused.status,
+            "errors": refused.errors,
         },
     )
 

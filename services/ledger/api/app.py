@@ -1,9 +1,7 @@
-"""Auditor queries over the ledger (DESIGN.md §5); auditor or admin tokens only."""
+"""Auditor queries over the ledger (docs/architecture.md §5); auditor or admin tokens only."""
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -13,13 +11,13 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from services.contract.events import CONTAINER_ID_PATTERN, ContainerId
+from services.contract.events import ContainerId
 from services.ledger.adapters.merkle_log import StoredCheckpoint
 from services.ledger.api import deliveries
 from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, attachment
 from services.ledger.api.event_query import event_query_router
 from services.ledger.api.presenters import anomaly_json, entry_json, trail_json
-from services.ledger.api.reports import reports_router
+from services.ledger.api.reports import MASS_BALANCE_PATH, certificate_path, reports_router
 from services.ledger.domain.custody import AnomalyCode, ContainerState, CustodyTrail
 from services.ledger.domain.integrity.checkpoint import CheckpointError, VerifierKey
 from services.ledger.domain.integrity.hashing import format_instant
@@ -29,8 +27,9 @@ from services.ledger.readside.proofs import ProofUnavailable
 from services.ledger.rendering.csv_export import TRAIL_COLUMNS, search_rows, trail_rows, write_csv
 from services.ledger.rendering.epcis import MEDIA_TYPE as EPCIS_MEDIA_TYPE
 from services.ledger.rendering.epcis import epcis_document
-from services.ledger.ui.router import ui_router
+from services.ledger.ui.router import ReportRoutes, ui_router
 from services.registry.store import RegistryStore
+from services.web.cursors import decode_container_cursor, encode_container_cursor
 from services.web.openapi import install_openapi, problem_responses
 from services.web.ops import ReadinessCheck, install_ops_routes
 from services.web.parameters import PRINTABLE
@@ -41,22 +40,6 @@ ExportSize = Annotated[int, Query(ge=1, le=500, description="Containers per expo
 AsOf = Annotated[
     datetime | None, Query(description="Only entries recorded at or before this time.")
 ]
-
-
-def encode_cursor(container_id: str) -> str:
-    return base64.urlsafe_b64encode(container_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        container_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except ValueError as error:
-        raise Problem(400, "Bad cursor", "the cursor is not one this API issued") from error
-    if not re.match(CONTAINER_ID_PATTERN, container_id):
-        raise Problem(400, "Bad cursor", "the cursor is not one this API issued")
-    return container_id
 
 
 def container_filter(
@@ -163,16 +146,16 @@ def create_app(
         cursor: Annotated[str | None, Query(max_length=200)] = None,
         limit: ExportSize = 500,
     ) -> Response:
-        now = datetime.now(UTC)
+        now, after = datetime.now(UTC), decode_container_cursor(cursor)
         rows = await run_in_threadpool(
-            read_side.containers.search, flt, now=now, after=decode_cursor(cursor), limit=limit
+            read_side.containers.search, flt, now=now, after=after, limit=limit
         )
         ids = [row["container_id"] for row in rows]
         trails = await run_in_threadpool(read_side.containers.trails, ids, now=now)
         text = await run_in_threadpool(write_csv, search_rows(trails), TRAIL_COLUMNS)
         headers = attachment("containers.csv")
         if len(rows) == limit:
-            following = request.url.include_query_params(cursor=encode_cursor(ids[-1]))
+            following = request.url.include_query_params(cursor=encode_container_cursor(ids[-1]))
             headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
         return Response(text, media_type=CSV_MEDIA_TYPE, headers=headers)
 
@@ -187,7 +170,7 @@ def create_app(
             read_side.containers.search,
             flt,
             now=datetime.now(UTC),
-            after=decode_cursor(cursor),
+            after=decode_container_cursor(cursor),
             limit=limit,
         )
         items = [
@@ -202,7 +185,9 @@ def create_app(
             }
             for row in rows
         ]
-        next_cursor = encode_cursor(rows[-1]["container_id"]) if len(rows) == limit else None
+        next_cursor = (
+            encode_container_cursor(rows[-1]["container_id"]) if len(rows) == limit else None
+        )
         return {"items": items, "next_cursor": next_cursor}
 
     @app.get("/v1/events/{event_id}", tags=["events"], responses=problem_responses(404, 422))
@@ -223,7 +208,7 @@ def create_app(
             read_side.containers.trails_with_anomalies,
             code,
             now=datetime.now(UTC),
-            after=decode_cursor(cursor),
+            after=decode_container_cursor(cursor),
             limit=limit,
         )
         items = [
@@ -232,7 +217,9 @@ def create_app(
             for item in trail.anomalies
             if code is None or item.code is code
         ]
-        next_cursor = encode_cursor(trails[-1].container_id) if len(trails) == limit else None
+        next_cursor = (
+            encode_container_cursor(trails[-1].container_id) if len(trails) == limit else None
+        )
         return {"items": items, "next_cursor": next_cursor}
 
     def unavailable(error: ProofUnavailable) -> Problem:
@@ -320,7 +307,8 @@ def create_app(
         )
 
     app.include_router(event_query_router(read_side, registry))
-    app.include_router(ui_router(registry, read_side, verifier_key))
+    reports = ReportRoutes(mass_balance=MASS_BALANCE_PATH, certificate=certificate_path)
+    app.include_router(ui_router(registry, read_side, verifier_key, reports))
 
     app.include_router(reports_router(read_side))
     install_openapi(app)

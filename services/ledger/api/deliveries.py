@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -13,26 +11,8 @@ from services.contract.events import PartyId
 from services.ledger.api.dependencies import current_auditor
 from services.ledger.domain.notifications import NotificationStatus
 from services.ledger.readside import ReadSide
+from services.web.cursors import decode_delivery_cursor, encode_delivery_cursor
 from services.web.openapi import problem_responses
-from services.web.problems import Problem
-
-_CURSOR_PREFIX = "d:"
-
-
-def encode_cursor(delivery_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{delivery_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if text.startswith(_CURSOR_PREFIX):
-            return int(text.removeprefix(_CURSOR_PREFIX))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        pass
-    raise Problem(400, "Bad cursor", "the cursor is not one this API issued")
 
 
 def router(read_side: ReadSide) -> APIRouter:
@@ -55,10 +35,10 @@ def router(read_side: ReadSide) -> APIRouter:
             read_side.deliveries.attempts,
             party_id=party_id,
             status=status,
-            after_id=decode_cursor(cursor),
+            after_id=decode_delivery_cursor(cursor),
             limit=limit,
         )
-        next_cursor = encode_cursor(items[-1]["id"]) if len(items) == limit else None
+        next_cursor = encode_delivery_cursor(items[-1]["id"]) if len(items) == limit else None
         return {"items": items, "next_cursor": next_cursor}
 
     return routes

@@ -26,6 +26,7 @@ from services.ledger.domain.event_filter import (
 from services.ledger.readside import ReadSide
 from services.ledger.readside.events import EventFilter
 from services.registry.store import RegistryStore
+from services.web.cursors import BadCursor
 from services.web.openapi import problem_responses
 from services.web.parameters import PRINTABLE
 from services.web.problems import Problem
@@ -45,7 +46,7 @@ def _seq_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     if not cursor.isdigit():
-        raise Problem(400, "Bad cursor", "the cursor is not one this API issued")
+        raise BadCursor()
     return int(cursor)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
@@ -31,6 +32,7 @@ from services.ledger.domain.mass_balance import (
     mass_balance,
 )
 from services.ledger.domain.shipment_log import shipment_log
+from services.ledger.domain.weights import rounded_kg
 from services.ledger.readside import ReadSide
 from services.ledger.readside.proofs import ProofUnavailable
 from services.ledger.rendering.certificate_pdf import MEDIA_TYPE as PDF_MEDIA_TYPE
@@ -58,6 +60,13 @@ ShipmentId = Annotated[
     Path(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f]+$", description="Bill of lading."),
 ]
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+MASS_BALANCE_PATH = "/v1/reports/mass-balance"
+CERTIFICATE_ROUTE = "/v1/shipments/{shipment_id:path}/certificate.pdf"
+
+
+def certificate_path(shipment_id: str) -> str:
+    """The path of ``shipment_id``'s certificate, the id percent-encoded (a ``/`` too)."""
+    return CERTIFICATE_ROUTE.replace("{shipment_id:path}", quote(shipment_id, safe=""))
 
 
 def window_of(start: datetime, end: datetime) -> Window:
@@ -68,20 +77,16 @@ def window_of(start: datetime, end: datetime) -> Window:
     return Window(start, end)
 
 
-def _kg(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
-
-
 def discrepancy_json(item: Discrepancy) -> dict[str, Any]:
     return {
         "container_id": item.container_id,
         "kind": item.kind.value,
         "event_id": item.event_id,
         "occurred_at": format_instant(item.occurred_at) if item.occurred_at else None,
-        "sealed_kg": _kg(item.sealed_kg),
-        "weight_kg": _kg(item.weight_kg),
-        "difference_kg": _kg(item.difference_kg),
-        "limit_kg": _kg(item.limit_kg),
+        "sealed_kg": rounded_kg(item.sealed_kg),
+        "weight_kg": rounded_kg(item.weight_kg),
+        "difference_kg": rounded_kg(item.difference_kg),
+        "limit_kg": rounded_kg(item.limit_kg),
     }
 
 
@@ -89,13 +94,13 @@ def figures_json(figures: Figures) -> dict[str, Any]:
     return {
         "containers": figures.containers,
         "shipped_containers": figures.shipped_containers,
-        "sealed_kg": _kg(figures.sealed_kg),
+        "sealed_kg": rounded_kg(figures.sealed_kg),
         "taken_in_containers": figures.taken_in_containers,
-        "intake_kg": _kg(figures.intake_kg),
+        "intake_kg": rounded_kg(figures.intake_kg),
         "accepted_containers": figures.accepted_containers,
-        "accepted_kg": _kg(figures.accepted_kg),
+        "accepted_kg": rounded_kg(figures.accepted_kg),
         "not_taken_in_containers": figures.not_taken_in_containers,
-        "not_taken_in_kg": _kg(figures.not_taken_in_kg),
+        "not_taken_in_kg": rounded_kg(figures.not_taken_in_kg),
         "discrepancy_count": len(figures.discrepancies),
         "discrepancies": [discrepancy_json(item) for item in figures.discrepancies],
     }
@@ -119,7 +124,7 @@ def reports_router(read_side: ReadSide) -> APIRouter:
     reports = read_side.reports
     router = APIRouter(tags=["reports"])
 
-    @router.get("/v1/reports/mass-balance", responses=problem_responses(422))
+    @router.get(MASS_BALANCE_PATH, responses=problem_responses(422))
     async def mass_balance_report(
         _: Auditor,
         start: From,
@@ -154,7 +159,7 @@ def reports_router(read_side: ReadSide) -> APIRouter:
         return Response(text, media_type=CSV_MEDIA_TYPE, headers=attachment(name))
 
     @router.get(
-        "/v1/shipments/{shipment_id:path}/certificate.pdf",
+        CERTIFICATE_ROUTE,
         response_class=Response,
         responses={
             200: {"content": {PDF_MEDIA_TYPE: {}}, "description": "Certificate of recycling"},

@@ -1,4 +1,4 @@
-"""Custody reconstruction: a container's trail as a pure function of its entries (DESIGN.md §3).
+"""Custody reconstruction (docs/architecture.md §3): a trail as a pure function of its entries.
 
 ``reconstruct`` orders the entries (``order_entries``), resolves corrections, folds the effective
 events through the state machine and returns the state, custodian, custody intervals, the ordered
@@ -9,7 +9,7 @@ to drop an event: an event that is not allowed from the current state is still a
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -26,6 +26,7 @@ from services.contract.events import (
     Sealed,
 )
 from services.ledger.domain.entries import DuplicateConflict, RecordedEntry
+from services.ledger.domain.weights import kg_text
 
 
 class ContainerState(StrEnum):
@@ -214,7 +215,7 @@ _ALLOWED_FROM: dict[EventType, frozenset[ContainerState | None]] = {
 }
 _TRANSFER = Pickup | Handoff | Intake
 _EVENT_TYPES = {kind.value: kind for kind in EventType}
-_TARGET: dict[EventType, ContainerState] = {
+STATE_AFTER: Mapping[EventType, ContainerState] = {
     EventType.DROPOFF: _S.OPEN,
     EventType.SEALED: _S.SEALED,
     EventType.PICKUP: _S.IN_TRANSIT,
@@ -223,10 +224,7 @@ _TARGET: dict[EventType, ContainerState] = {
     EventType.RECEIPT_ACK: _S.ACKNOWLEDGED,
     EventType.PROCESSED: _S.PROCESSED,
 }
-
-
-def _kg(value: float) -> str:
-    return f"{round(value, 3)} kg"
+"""The state each event type brings a container to (incidents and corrections bring none)."""
 
 
 def _span(delta: timedelta) -> str:
@@ -280,7 +278,7 @@ class _Fold:
         new_custodian = self.custodian
         if kind is not EventType.INCIDENT:
             allowed = self.state in _ALLOWED_FROM[kind]
-            target = _TARGET[kind]
+            target = STATE_AFTER[kind]
             new_state = target
             if not allowed:
                 anomalies.append(
@@ -355,8 +353,8 @@ class _Fold:
             Anomaly(
                 AnomalyCode.WEIGHT_DISCREPANCY,
                 event_id,
-                f"{label} {_kg(weight)} differs from sealed weight {_kg(sealed)} "
-                f"by {_kg(difference)} (limit {_kg(limit)})",
+                f"{label} {kg_text(weight)} differs from sealed weight {kg_text(sealed)} "
+                f"by {kg_text(difference)} (limit {kg_text(limit)})",
             )
         ]
 

@@ -17,16 +17,14 @@ from fpdf.fonts import FontFace
 from services.ledger.domain.certificate import Certificate, CertificateLine
 from services.ledger.domain.entries import RecordedEntry
 from services.ledger.domain.integrity.hashing import format_instant
+from services.ledger.domain.weights import kg_text
 
 MEDIA_TYPE = "application/pdf"
 
 
-def kg(value: float | None) -> str:
-    """A weight with its unit: up to 3 decimals, at least one (``120.0 kg``, ``119.55 kg``)."""
-    if value is None:
-        return "-"
-    text = f"{value:.3f}".rstrip("0")
-    return f"{text}0 kg" if text.endswith(".") else f"{text} kg"
+def weight_text(value: float | None) -> str:
+    """A weight as the certificate prints it: ``kg_text`` (``120.0 kg``), ``-`` for none."""
+    return "-" if value is None else kg_text(value)
 
 
 def when(moment: datetime | None) -> str:
@@ -175,14 +173,14 @@ def render_pdf(certificate: Certificate) -> bytes:
         "Containers",
         f"{len(facts)} shipped, {received} taken in, {processed} processed",
     )
-    pdf.pair("Total sealed weight", kg(sum(f.sealed_kg or 0.0 for f in facts)))
+    pdf.pair("Total sealed weight", weight_text(sum(f.sealed_kg or 0.0 for f in facts)))
     pdf.pair(
         "Total intake weight",
-        kg(sum(f.intake.weight_kg for f in facts if f.intake is not None)),
+        weight_text(sum(f.intake.weight_kg for f in facts if f.intake is not None)),
     )
     pdf.pair(
         "Total accepted weight",
-        kg(sum(f.receipt.accepted_weight_kg for f in facts if f.receipt is not None)),
+        weight_text(sum(f.receipt.accepted_weight_kg for f in facts if f.receipt is not None)),
     )
     pdf.pair("Issued", when(certificate.issued_at))
 
@@ -213,9 +211,9 @@ def render_pdf(certificate: Certificate) -> bytes:
                 [
                     _latin(item.container_id),
                     item.chemistry or "-",
-                    kg(item.sealed_kg),
-                    kg(item.intake.weight_kg if item.intake else None),
-                    kg(item.receipt.accepted_weight_kg if item.receipt else None),
+                    weight_text(item.sealed_kg),
+                    weight_text(item.intake.weight_kg if item.intake else None),
+                    weight_text(item.receipt.accepted_weight_kg if item.receipt else None),
                     when(item.pickup.at if item.pickup else None),
                     when(item.intake.at if item.intake else None),
                     when(item.processed.at if item.processed else None),

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from services.ledger.domain.integrity.hashing import format_instant
 from services.ledger.domain.shipment_log import CHEMISTRY_TYPES, LogLine
+from services.ledger.domain.weights import rounded_kg
 from services.ledger.rendering.csv_export import inert_text
 
 SHIPMENT_LOG_COLUMNS: tuple[str, ...] = (
@@ -35,10 +36,6 @@ SHIPMENT_LOG_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _kg(value: float) -> str:
-    return str(round(value, 3))
-
-
 def log_row(line: LogLine) -> dict[str, str]:
     row = line.row
     received = row.received
@@ -54,15 +51,17 @@ def log_row(line: LogLine) -> dict[str, str]:
         "receipt_date": format_instant(row.receipt_date) if row.receipt_date else "",
         "containers": str(len(row.containers)),
         "containers_received": str(len(received)),
-        "sealed_kg": _kg(math.fsum(c.sealed_kg or 0.0 for c in row.containers)),
-        "intake_kg": _kg(math.fsum(c.intake.weight_kg for c in received if c.intake is not None)),
+        "sealed_kg": str(rounded_kg(math.fsum(c.sealed_kg or 0.0 for c in row.containers))),
+        "intake_kg": str(
+            rounded_kg(math.fsum(c.intake.weight_kg for c in received if c.intake is not None))
+        ),
         "container_ids": ";".join(c.container_id for c in row.containers),
     }
     by_type = row.by_type()
     for kind in CHEMISTRY_TYPES:
         count, kg = by_type.get(kind, (0, 0.0))
         cells[f"{kind}_containers"] = str(count)
-        cells[f"{kind}_kg"] = _kg(kg)
+        cells[f"{kind}_kg"] = str(rounded_kg(kg))
     return cells
 
 

@@ -7,7 +7,8 @@ Signing in posts an auditor or admin token once; it is kept in an HttpOnly, Same
 cookie scoped to ``/ui`` and checked against the registry on every page, exactly like the
 API's bearer tokens. Downloads (CSV, EPCIS, bundle, certificate) and the mass-balance report
 are the API's own responses, fetched in-process with the session's token, so the UI never
-re-implements what the API answers.
+re-implements what the API answers; where the reports are served, the API's app says
+(``ReportRoutes``, from its reports router).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs
 
 import httpx
 from fastapi import APIRouter, Depends, Query, Request
@@ -40,19 +41,18 @@ from services.ledger.ui import views
 from services.ledger.ui.timeline import build_timeline
 from services.registry.principals import ApiRole, ApiUser
 from services.registry.store import RegistryStore
+from services.web.cursors import encode_container_cursor
 from services.web.parameters import PRINTABLE
 
 COOKIE = "custody_ui_token"
 COOKIE_PATH = "/ui"
 PAGE_SIZE = 50
 ANOMALY_PAGE = 25
-MASS_BALANCE_PATH = "/v1/reports/mass-balance"
 MASS_BALANCE_GROUPS = ("site", "plant", "chemistry")
 _HERE = Path(__file__).resolve().parent
 _STATIC = {"ui.css": ("text/css", _HERE / "static" / "ui.css")}
 _MAX_FORM_BYTES = 4096
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{8,200}")
-_PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -139,16 +139,6 @@ async def _api_get(
         return await client.get(path, params=params, headers={"Authorization": f"Bearer {token}"})
 
 
-def _api_get_paths(request: Request) -> list[str]:
-    """The GET paths the API documents (its OpenAPI description, built once and cached).
-
-    Reports and certificates come from routers other engineers own; the UI links to them only
-    when the running API actually serves them.
-    """
-    paths: dict[str, dict[str, Any]] = request.app.openapi().get("paths", {})
-    return [path for path, operations in paths.items() if "get" in operations]
-
-
 def shipment_of(trail: CustodyTrail) -> str | None:
     """The shipment a container travelled in: that of its first effective pickup."""
     for item in trail.events:
@@ -157,16 +147,13 @@ def shipment_of(trail: CustodyTrail) -> str | None:
     return None
 
 
-def certificate_path(
-    request: Request, trail: CustodyTrail, *, signed_size: int | None
-) -> str | None:
-    """The API path of the certificate covering this container, if one exists.
+def certified_shipment(trail: CustodyTrail, *, signed_size: int | None) -> str | None:
+    """The shipment whose certificate of recycling covers this container, if it has one.
 
-    Certificates are issued per shipment (or per container); any GET route of the API whose
-    path mentions ``certificate`` and whose parameters this container can fill qualifies.
     A certificate shows the ledger as of the latest checkpoint (``signed_size`` entries) and
-    certifies the containers taken in by then, so the container's intake must be covered.
-    Decided from the trail alone: rendering a certificate to find out would cost seconds.
+    certifies the containers of its shipment taken in by then, so the container's intake must
+    be covered. Decided from the trail alone: rendering a certificate to find out is far too
+    slow for a page view.
     """
     intake = next(
         (
@@ -178,12 +165,7 @@ def certificate_path(
     )
     if intake is None or signed_size is None or intake >= signed_size:
         return None
-    values = {"container_id": trail.container_id, "shipment_id": shipment_of(trail)}
-    for path in _api_get_paths(request):
-        names = set(_PATH_PARAM.findall(path))
-        if "certificate" in path and names and all(values.get(name) for name in names):
-            return _PATH_PARAM.sub(lambda found: quote(str(values[found[1]]), safe=""), path)
-    return None
+    return shipment_of(trail) or None
 
 
 async def signed_in(request: Request) -> Session:
@@ -201,8 +183,22 @@ async def signed_in(request: Request) -> Session:
 Auditor = Annotated[Session, Depends(signed_in)]
 
 
+@dataclass(frozen=True, slots=True)
+class ReportRoutes:
+    """Where the ledger API serves the reports the UI shows, as its reports router defines them
+    (given by the API's app: the UI does not import the API)."""
+
+    mass_balance: str
+    """The path of the mass-balance report."""
+    certificate: Callable[[str], str]
+    """The path of a shipment's certificate of recycling, from the shipment id."""
+
+
 def ui_router(
-    registry: RegistryStore, read_side: ReadSide, verifier_key: Callable[[], VerifierKey]
+    registry: RegistryStore,
+    read_side: ReadSide,
+    verifier_key: Callable[[], VerifierKey],
+    reports: ReportRoutes,
 ) -> APIRouter:
     """The ``/ui`` pages; include it in the ledger API's app."""
     env = _environment()
@@ -325,7 +321,7 @@ def ui_router(
             "anomaly": flt.anomaly.value if flt.anomaly else None,
         }
         next_cursor = (
-            views.encode_cursor(found.rows[-1].container_id)
+            encode_container_cursor(found.rows[-1].container_id)
             if len(found.rows) == PAGE_SIZE
             else None
         )
@@ -394,7 +390,7 @@ def ui_router(
                 ("Verifiable bundle", f"/ui/containers/{container_id}/download/bundle", "bundle")
             )
         signed = check.get("tree_size") if check["status"] == "verified" else None
-        if certificate_path(request, trail, signed_size=signed) is not None:
+        if certified_shipment(trail, signed_size=signed) is not None:
             downloads.append(
                 (
                     "Certificate of recycling",
@@ -432,8 +428,9 @@ def ui_router(
             )
             latest = await run_in_threadpool(read_side.proofs.latest)
             signed = latest.checkpoint.tree_size if latest is not None else None
-            if trail is not None:
-                path = certificate_path(request, trail, signed_size=signed)
+            shipment = certified_shipment(trail, signed_size=signed) if trail is not None else None
+            if shipment is not None:
+                path = reports.certificate(shipment)
         if path is None:
             raise HTTPException(404, f"no {kind!r} download for {container_id}")
         answer = await _api_get(request, session.token, path)
@@ -471,7 +468,9 @@ def ui_router(
             if chosen is None or item.code is chosen
         ]
         next_cursor = (
-            views.encode_cursor(trails[-1].container_id) if len(trails) == ANOMALY_PAGE else None
+            encode_container_cursor(trails[-1].container_id)
+            if len(trails) == ANOMALY_PAGE
+            else None
         )
         selected = chosen.value if chosen else None
         return page(
@@ -499,15 +498,14 @@ def ui_router(
         end: Annotated[str | None, Query(alias="to", max_length=10)] = None,
         group_by: Annotated[str | None, Query(max_length=16)] = None,
     ) -> HTMLResponse:
-        available = MASS_BALANCE_PATH in _api_get_paths(request)
         window, problem = views.report_window(start, end, datetime.now(UTC))
         group = group_by if group_by in MASS_BALANCE_GROUPS else None
         document: Any = None
-        if available and problem is None:
+        if problem is None:
             params = {"from": window[0].isoformat(), "to": window[1].isoformat()}
             if group:
                 params["group_by"] = group
-            answer = await _api_get(request, session.token, MASS_BALANCE_PATH, params)
+            answer = await _api_get(request, session.token, reports.mass_balance, params)
             if answer.status_code == 200:
                 document = answer.json()
             else:
@@ -516,7 +514,6 @@ def ui_router(
             "mass_balance.html",
             request,
             session,
-            available=available,
             problem=problem,
             start=window[0].date().isoformat(),
             end=(window[1] - timedelta(days=1)).date().isoformat(),

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -12,7 +9,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from services.contract.events import (
-    CONTAINER_ID_PATTERN,
     Correction,
     CustodyEvent,
     Dropoff,
@@ -24,6 +20,7 @@ from services.contract.events import (
     ReceiptAck,
     Sealed,
 )
+from services.web.cursors import BadCursor, decode_container_cursor
 
 # --- text -------------------------------------------------------------------------------------
 
@@ -57,7 +54,9 @@ def number(value: float | int) -> str:
     return f"{value:,.2f}"
 
 
-def _kg(value: float) -> str:
+def _short_kg_text(value: float) -> str:
+    """A weight in an event summary: at most six significant digits, no trailing zeros
+    (``120 kg``, ``119.55 kg``), unlike the reports' ``weights.kg_text`` (``120.0 kg``)."""
     return f"{value:g} kg"
 
 
@@ -68,10 +67,10 @@ def event_summary(event: CustodyEvent) -> str:
         if event.battery_count is not None:
             parts.append(f"{event.battery_count} batteries")
         if event.weight_kg is not None:
-            parts.append(_kg(event.weight_kg))
+            parts.append(_short_kg_text(event.weight_kg))
         return ", ".join(parts)
     if isinstance(event, Sealed):
-        parts = [_kg(event.weight_kg), " ".join(event.un_numbers)]
+        parts = [_short_kg_text(event.weight_kg), " ".join(event.un_numbers)]
         if event.ddr:
             parts.append("DDR: " + ", ".join(item.value for item in event.ddr))
         if event.seal_id:
@@ -86,15 +85,17 @@ def event_summary(event: CustodyEvent) -> str:
         text = f"{event.from_party} → {event.to_party}"
         return text + (f", shipment {event.shipment_id}" if event.shipment_id else "")
     if isinstance(event, Intake):
-        return f"{event.from_party} → {event.to_party}, {_kg(event.weight_kg)}"
+        return f"{event.from_party} → {event.to_party}, {_short_kg_text(event.weight_kg)}"
     if isinstance(event, ReceiptAck):
         return (
-            f"accepted {_kg(event.accepted_weight_kg)}, {event.condition.value}, "
+            f"accepted {_short_kg_text(event.accepted_weight_kg)}, {event.condition.value}, "
             f"ref {event.plant_reference}"
         )
     if isinstance(event, Processed):
         text = event.method.value
-        return text + (f", {_kg(event.input_weight_kg)}" if event.input_weight_kg else "")
+        return text + (
+            f", {_short_kg_text(event.input_weight_kg)}" if event.input_weight_kg else ""
+        )
     if isinstance(event, Incident):
         return f"{event.kind.value}: {event.description}"
     if isinstance(event, Correction):
@@ -108,18 +109,13 @@ def query_string(**params: Any) -> str:
     return "?" + urlencode(kept) if kept else ""
 
 
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
 def decode_cursor(cursor: str | None) -> str | None:
-    if not cursor:
-        return None
+    """The container id a UI page continues after: None (the first page) for a missing, empty
+    or foreign cursor, where the API would answer 400."""
     try:
-        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return decode_container_cursor(cursor or None)
+    except BadCursor:
         return None
-    return decoded if re.match(CONTAINER_ID_PATTERN, decoded) else None
 
 
 REPORT_DAYS = 7

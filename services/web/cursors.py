@@ -1,0 +1,67 @@
+"""The page cursors of the ledger's listings: opaque to clients, the key of a page's last item.
+
+A cursor is that key as unpadded base64url: a container id for the container pages
+(``GET /v1/containers``, ``/v1/containers.csv``, ``/v1/anomalies`` and the UI's container and
+anomaly pages), ``d:<id>`` for ``GET /v1/webhook-deliveries``. Decoding a cursor this service
+did not issue raises ``BadCursor``, which the API answers as a 400 problem; the UI shows the
+first page instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from services.contract.events import CONTAINER_ID_PATTERN
+from services.web.problems import Problem
+
+_DELIVERY_PREFIX = "d:"
+
+
+class BadCursor(Problem):
+    """A cursor that is not one this service issued (400 "Bad cursor")."""
+
+    def __init__(self) -> None:
+        super().__init__(400, "Bad cursor", "the cursor is not one this API issued")
+
+
+def _encode(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except ValueError as error:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise BadCursor() from error
+
+
+def encode_container_cursor(container_id: str) -> str:
+    return _encode(container_id)
+
+
+def decode_container_cursor(cursor: str | None) -> str | None:
+    """The container id a page continues after; None (the first page) without a cursor."""
+    if cursor is None:
+        return None
+    container_id = _decode(cursor)
+    if not re.match(CONTAINER_ID_PATTERN, container_id):
+        raise BadCursor()
+    return container_id
+
+
+def encode_delivery_cursor(delivery_id: int) -> str:
+    return _encode(f"{_DELIVERY_PREFIX}{delivery_id}")
+
+
+def decode_delivery_cursor(cursor: str | None) -> int | None:
+    """The delivery id a page continues after; None (the first page) without a cursor."""
+    if cursor is None:
+        return None
+    text = _decode(cursor)
+    if text.startswith(_DELIVERY_PREFIX):
+        try:
+            return int(text.removeprefix(_DELIVERY_PREFIX))
+        except ValueError:
+            pass
+    raise BadCursor()
