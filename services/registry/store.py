@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
@@ -182,15 +182,7 @@ class RegistryStore:
                 text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
                 {"key": f"registry.plant_secrets:{party_id}"},
             )
-            role = connection.execute(
-                select(tables.parties.c.role).where(tables.parties.c.party_id == party_id)
-            ).scalar_one_or_none()
-            if role is None:
-                raise RegistryError(
-                    f"unknown party {party_id!r}: add it with `custody parties add`"
-                )
-            if role != PartyRole.PLANT.value:
-                raise RegistryError(f"{party_id} is a {role}; only plants have webhook secrets")
+            _require_plant(connection, party_id, "only plants have webhook secrets")
             connection.execute(
                 text(
                     "UPDATE registry.plant_secrets SET expires_at = now() + :grace "
@@ -238,16 +230,7 @@ class RegistryStore:
         url = endpoint_url(url)
         secret = new_webhook_secret()
         with self._engine.begin() as connection:
-            role = connection.execute(
-                text("SELECT role FROM registry.parties WHERE party_id = :party_id"),
-                {"party_id": party_id},
-            ).scalar_one_or_none()
-            if role is None:
-                raise RegistryError(
-                    f"unknown party {party_id!r}: add it with `custody parties add`"
-                )
-            if role != PartyRole.PLANT.value:
-                raise RegistryError(f"{party_id} is a {role}; only plants receive notifications")
+            _require_plant(connection, party_id, "only plants receive notifications")
             statement = insert(tables.plant_endpoints).values(
                 party_id=party_id, url=url, secret=secret
             )
@@ -265,3 +248,14 @@ class RegistryStore:
                 ).returning(tables.plant_endpoints.c.secret)
             ).scalar_one()
         return EndpointSet(party_id, url, secret if stored == secret else None)
+
+
+def _require_plant(connection: Connection, party_id: str, why: str) -> None:
+    """RegistryError unless ``party_id`` is a registered plant; ``why`` ends the message."""
+    role = connection.execute(
+        select(tables.parties.c.role).where(tables.parties.c.party_id == party_id)
+    ).scalar_one_or_none()
+    if role is None:
+        raise RegistryError(f"unknown party {party_id!r}: add it with `custody parties add`")
+    if role != PartyRole.PLANT.value:
+        raise RegistryError(f"{party_id} is a {role}; {why}")

@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.contract.field_errors import field_errors, summary
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -61,27 +63,8 @@ class Problem(Exception):
         return problem
 
 
-def field_errors(
-    error: ValidationError | RequestValidationError, prefix: str = ""
-) -> list[dict[str, Any]]:
-    """Pydantic errors as ``{"path", "message"}`` with JSON-pointer-like dotted paths."""
-    found = []
-    for item in error.errors():
-        steps = [str(step) for step in item["loc"]]
-        path = ".".join([prefix, *steps] if prefix else steps)
-        found.append({"path": path or "(root)", "message": item["msg"]})
-    return found
-
-
 def invalid(errors: list[dict[str, Any]]) -> Problem:
-    first = errors[0]
-    return Problem(
-        422,
-        "Invalid event",
-        f"{first['path']}: {first['message']}"
-        + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
-        errors=errors,
-    )
+    return Problem(422, "Invalid event", summary(errors), errors=errors)
 
 
 def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
@@ -100,7 +83,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_validation(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
-        errors = field_errors(error)
+        errors = field_errors(error.errors())
         return problem_response(invalid(errors), request.url.path)
 
     async def on_http(request: Request, error: Exception) -> JSONResponse:

@@ -31,14 +31,20 @@ def context_of(request: Request) -> IngestContext:
     return context
 
 
-def admission_of(context: IngestContext) -> Admission:
-    return Admission(
-        registry=context.registry,
-        corrections=context.corrections,
-        producer=context.producer,
-        rate_limiter=context.rate_limiter,
-        max_batch_events=context.max_batch_events,
-    )
+def admission_of(request: Request) -> Admission:
+    """The use case over the app's ports, built on the app's first request."""
+    state = request.app.state
+    admission: Admission | None = getattr(state, "admission", None)
+    if admission is None:
+        context = context_of(request)
+        admission = state.admission = Admission(
+            registry=context.registry,
+            corrections=context.corrections,
+            producer=context.producer,
+            rate_limiter=context.rate_limiter,
+            max_batch_events=context.max_batch_events,
+        )
+    return admission
 
 
 async def current_device(

@@ -51,7 +51,7 @@ router = APIRouter(tags=["events"])
 )
 async def post_event(request: Request, poster: CurrentDevice) -> JSONResponse:
     context = context_of(request)
-    event = await admission_of(context).accept_event(
+    event = await admission_of(request).accept_event(
         poster, lambda: read_json(request, context.max_body_bytes)
     )
     return accepted(event)
@@ -66,7 +66,7 @@ async def post_event(request: Request, poster: CurrentDevice) -> JSONResponse:
 )
 async def post_batch(request: Request, poster: CurrentDevice) -> Response:
     context = context_of(request)
-    outcome = await admission_of(context).accept_batch(
+    outcome = await admission_of(request).accept_batch(
         poster, lambda: read_json(request, context.max_body_bytes)
     )
     return Response(

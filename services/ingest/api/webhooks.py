@@ -58,7 +58,7 @@ _SIGNED_HEADERS = [
 )
 async def post_plant_webhook(party_id: str, request: Request) -> JSONResponse:
     context = context_of(request)
-    event = await admission_of(context).accept_receipt(
+    event = await admission_of(request).accept_receipt(
         party_id, request.headers, lambda: read_body(request, context.max_body_bytes)
     )
     return accepted(event)

@@ -11,8 +11,7 @@ from typing import ClassVar
 
 from pydantic import ValidationError
 
-#: ``{"path": "events.3.dropoff.occurred_at", "message": "..."}``: dotted, JSON-pointer-like.
-FieldError = dict[str, str]
+from services.contract.field_errors import FieldError, field_errors, summary
 
 
 class Refused(Exception):
@@ -69,9 +68,7 @@ class Invalid(Refused):
     status = 422
 
     def __init__(self, errors: list[FieldError]) -> None:
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        super().__init__("Invalid event", f"{first['path']}: {first['message']}{more}")
+        super().__init__("Invalid event", summary(errors))
         self._errors = errors
 
     @property
@@ -85,12 +82,7 @@ class Invalid(Refused):
     @classmethod
     def from_validation(cls, error: ValidationError, prefix: str = "") -> Invalid:
         """Pydantic's errors, each path under ``prefix`` (``(root)`` for the document)."""
-        found: list[FieldError] = []
-        for item in error.errors():
-            steps = [str(step) for step in item["loc"]]
-            path = ".".join([prefix, *steps] if prefix else steps)
-            found.append({"path": path or "(root)", "message": item["msg"]})
-        return cls(found)
+        return cls(field_errors(error.errors(), prefix))
 
 
 class Throttled(Refused):

@@ -25,9 +25,9 @@ from pydantic import ValidationError
 
 from services.contract import CustodyEvent, Envelope, Origin, OriginKind, parse_event
 from services.contract.events import PARTY_ID_PATTERN, Correction, ReceiptAck
+from services.contract.field_errors import FieldError
 from services.ingest.adapters.producer import BrokerUnavailable
 from services.ingest.domain.errors import (
-    FieldError,
     Forbidden,
     Invalid,
     Refused,

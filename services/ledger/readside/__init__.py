@@ -19,7 +19,6 @@ from services.ledger.readside.reports import ReportQueries
 
 class ReadSide:
     def __init__(self, engine: Engine, rules: CustodyRules) -> None:
-        self.rules = rules
         self.containers = ContainerQueries(engine, rules)
         self.proofs = ProofQueries(engine)
         self.events = EventQueries(engine)
