@@ -150,39 +150,23 @@ class PostgresCluster:
         self._ensure_database()
 
     def _ensure_database(self) -> None:
-        bin_dir = postgres_bin_dir()
-        psql = bin_dir / "psql"
-        exists = self._run(
-            [
-                str(psql),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                self.superuser,
-                "-d",
-                "postgres",
-                "-tAc",
-                "SELECT 1 FROM pg_database WHERE datname = 'custody'",
-            ]
-        ).stdout.strip()
+        exists = self._psql("-tAc", "SELECT 1 FROM pg_database WHERE datname = 'custody'")
         if exists != "1":
-            self._run(
-                [
-                    str(psql),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "-U",
-                    self.superuser,
-                    "-d",
-                    "postgres",
-                    "-c",
-                    "CREATE DATABASE custody",
-                ]
-            )
+            self._psql("-c", "CREATE DATABASE custody")
+
+    def _psql(self, *arguments: str) -> str:
+        psql = postgres_bin_dir() / "psql"
+        connection = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            self.superuser,
+            "-d",
+            "postgres",
+        ]
+        return self._run([str(psql), *connection, *arguments]).stdout.strip()
 
     def stop(self, mode: str = "fast") -> None:
         if not self.running():

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Engine, and_, bindparam, false, or_, select
+from sqlalchemy import ColumnElement, Engine, Label, Select, and_, bindparam, false, or_, select
 
 from services.ledger.adapters import tables
 from services.ledger.adapters.driver import PreparedRead
@@ -15,6 +15,7 @@ from services.ledger.adapters.entry_rows import recorded_entry
 from services.ledger.adapters.read_model import load_conflicts, load_entries
 from services.ledger.adapters.read_model import trails as reconstruct_trails
 from services.ledger.domain.custody import (
+    TIME_BASED_CODES,
     AnomalyCode,
     ContainerState,
     CustodyRules,
@@ -24,6 +25,7 @@ from services.ledger.domain.custody import (
 from services.ledger.domain.entries import RecordedEntry
 
 _SITE_STATES = (ContainerState.OPEN.value, ContainerState.SEALED.value)
+TIME_CODES = tuple(code for code in AnomalyCode if code in TIME_BASED_CODES)
 _ENTRY = PreparedRead(
     select(tables.entries).where(tables.entries.c.event_id == bindparam("event_id"))
 )
@@ -67,6 +69,34 @@ def anomaly_condition(code: AnomalyCode, now: datetime, rules: CustodyRules) -> 
     return or_(c.anomalies.any(code.value), time_based_condition(code, now, rules))
 
 
+def filtered(
+    query: Select[Any], flt: ContainerFilter, now: datetime, rules: CustodyRules
+) -> Select[Any]:
+    """``query`` restricted to the containers that match ``flt`` at ``now``."""
+    c = tables.containers.c
+    if flt.state is not None:
+        query = query.where(c.state == flt.state.value)
+    if flt.custodian is not None:
+        query = query.where(c.custodian == flt.custodian)
+    if flt.location is not None:
+        query = query.where(c.location_id == flt.location)
+    if flt.anomaly is not None:
+        query = query.where(anomaly_condition(flt.anomaly, now, rules))
+    return query
+
+
+def time_flags(now: datetime, rules: CustodyRules) -> list[Label[bool]]:
+    """One boolean column per time-based code, labelled with the code."""
+    return [time_based_condition(code, now, rules).label(code.value) for code in TIME_CODES]
+
+
+def anomalies_now(row: Any) -> tuple[str, ...]:
+    """The stored codes of a row selected with :func:`time_flags`, plus the flags that are set."""
+    return tuple(
+        sorted({*row["anomalies"], *(code.value for code in TIME_CODES if row[code.value])})
+    )
+
+
 class ContainerQueries:
     def __init__(self, engine: Engine, rules: CustodyRules) -> None:
         # Each statement reads its own snapshot, as it would in a READ COMMITTED transaction,
@@ -97,31 +127,19 @@ class ContainerQueries:
         self, flt: ContainerFilter, *, now: datetime, after: str | None, limit: int
     ) -> list[dict[str, Any]]:
         c = tables.containers.c
-        query = select(tables.containers).order_by(c.container_id).limit(limit)
-        if flt.state is not None:
-            query = query.where(c.state == flt.state.value)
-        if flt.custodian is not None:
-            query = query.where(c.custodian == flt.custodian)
-        if flt.location is not None:
-            query = query.where(c.location_id == flt.location)
-        if flt.anomaly is not None:
-            query = query.where(anomaly_condition(flt.anomaly, now, self.rules))
+        query = filtered(
+            select(tables.containers, *time_flags(now, self.rules)), flt, now, self.rules
+        )
         if after is not None:
             query = query.where(c.container_id > after)
+        query = query.order_by(c.container_id).limit(limit)
         with self._engine.connect() as connection:
-            rows = [dict(row) for row in connection.execute(query).mappings()]
-        for row in rows:
-            codes = set(row["anomalies"])
-            for code in (
-                AnomalyCode.ACCUMULATION_WARNING,
-                AnomalyCode.ACCUMULATION_LIMIT,
-                AnomalyCode.OVERDUE_IN_TRANSIT,
-                AnomalyCode.MISSING_ACK,
-            ):
-                if _time_based_applies(code, row, now, self.rules):
-                    codes.add(code.value)
-            row["anomalies"] = sorted(codes)
-        return rows
+            rows = connection.execute(query).mappings().all()
+        columns = tables.containers.c.keys()
+        return [
+            {**{name: row[name] for name in columns}, "anomalies": list(anomalies_now(row))}
+            for row in rows
+        ]
 
     def entry(self, event_id: UUID) -> RecordedEntry | None:
         with self._engine.connect() as connection:
@@ -156,31 +174,3 @@ class ContainerQueries:
             for container_id in ids
             if container_id in entries
         ]
-
-
-def _time_based_applies(
-    code: AnomalyCode, row: dict[str, Any], now: datetime, rules: CustodyRules
-) -> bool:
-    state, since, first = row["state"], row["state_since"], row["first_dropoff_at"]
-    age = (now - first) if first is not None else timedelta(0)
-    if code is AnomalyCode.ACCUMULATION_LIMIT:
-        return state in _SITE_STATES and first is not None and age >= rules.accumulation_limit
-    if code is AnomalyCode.ACCUMULATION_WARNING:
-        return (
-            state in _SITE_STATES
-            and first is not None
-            and rules.accumulation_warning <= age < rules.accumulation_limit
-        )
-    if code is AnomalyCode.OVERDUE_IN_TRANSIT:
-        return (
-            state == ContainerState.IN_TRANSIT.value
-            and since is not None
-            and now - since > rules.overdue_in_transit
-        )
-    if code is AnomalyCode.MISSING_ACK:
-        return (
-            state == ContainerState.RECEIVED.value
-            and since is not None
-            and now - since > rules.missing_ack
-        )
-    return False

@@ -13,23 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, func, select, text
+from sqlalchemy import Connection, Engine, Select, func, select, text
 
 from services.ledger.adapters import tables
-from services.ledger.domain.custody import (
-    TIME_BASED_CODES,
-    AnomalyCode,
-    ContainerState,
-    CustodyRules,
-)
+from services.ledger.domain.custody import ContainerState, CustodyRules
 from services.ledger.readside.containers import (
+    TIME_CODES,
     ContainerFilter,
-    anomaly_condition,
+    anomalies_now,
+    filtered,
     time_based_condition,
+    time_flags,
 )
 
 HOURS = 24
-_TIME_CODES = tuple(code for code in AnomalyCode if code in TIME_BASED_CODES)
 _STORED_CODE_COUNTS = text(
     """
     SELECT code, count(*) AS containers,
@@ -148,11 +145,11 @@ class DashboardQueries:
             select(
                 *(
                     func.count().filter(time_based_condition(code, now, self.rules))
-                    for code in _TIME_CODES
+                    for code in TIME_CODES
                 )
             ).select_from(tables.containers)
         ).one()
-        for code, count in zip(_TIME_CODES, time_counts, strict=True):
+        for code, count in zip(TIME_CODES, time_counts, strict=True):
             if count:
                 # Time-based codes apply only to containers not yet processed.
                 found.append(AnomalyCount(code.value, int(count), int(count)))
@@ -188,17 +185,11 @@ class DashboardQueries:
     def _where(
         self, query: Select[Any], flt: ContainerFilter, id_prefix: str | None, now: datetime
     ) -> Select[Any]:
-        c = tables.containers.c
-        if flt.state is not None:
-            query = query.where(c.state == flt.state.value)
-        if flt.custodian is not None:
-            query = query.where(c.custodian == flt.custodian)
-        if flt.location is not None:
-            query = query.where(c.location_id == flt.location)
-        if flt.anomaly is not None:
-            query = query.where(anomaly_condition(flt.anomaly, now, self.rules))
+        query = filtered(query, flt, now, self.rules)
         if id_prefix:
-            query = query.where(c.container_id.like(_like_prefix(id_prefix), escape="\\"))
+            query = query.where(
+                tables.containers.c.container_id.like(_like_prefix(id_prefix), escape="\\")
+            )
         return query
 
     def search(
@@ -212,9 +203,6 @@ class DashboardQueries:
     ) -> ContainerPage:
         """One page of matching containers by id, with the time-based codes that apply now."""
         c = tables.containers.c
-        flags: list[ColumnElement[bool]] = [
-            time_based_condition(code, now, self.rules).label(code.value) for code in _TIME_CODES
-        ]
         page = self._where(
             select(
                 c.container_id,
@@ -224,7 +212,7 @@ class DashboardQueries:
                 c.entry_count,
                 c.last_occurred_at,
                 c.anomalies,
-                *flags,
+                *time_flags(now, self.rules),
             ),
             flt,
             id_prefix,
@@ -248,14 +236,7 @@ class DashboardQueries:
                     location_id=row["location_id"],
                     entry_count=row["entry_count"],
                     last_occurred_at=row["last_occurred_at"],
-                    anomalies=tuple(
-                        sorted(
-                            {
-                                *row["anomalies"],
-                                *(code.value for code in _TIME_CODES if row[code.value]),
-                            }
-                        )
-                    ),
+                    anomalies=anomalies_now(row),
                 )
                 for row in rows
             ),
