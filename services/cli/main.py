@@ -41,8 +41,15 @@ from services.ingest.worker_pool import serve_pool
 from services.ledger.adapters.merkle_log import tree_size
 from services.ledger.adapters.signing_keys import create_key, verifier_path
 from services.ledger.consumer.runner import LedgerConsumer
+from services.ledger.domain.integrity.bundle import MalformedBundle, load_json
 from services.ledger.domain.integrity.checkpoint import CheckpointError, VerifierKey
-from services.ledger.domain.integrity.verification import BundleError, verify_bundle
+from services.ledger.domain.integrity.tlog_proof import TLOG_PROOF_HEADER
+from services.ledger.domain.integrity.verification import (
+    BundleError,
+    VerificationError,
+    verify_bundle,
+    verify_tlog_proof,
+)
 from services.ledger.service.audit import audit_ledger
 from services.ledger.service.rebuild import count_containers, rebuild_read_model
 from services.logging_setup import configure_logging
@@ -267,22 +274,41 @@ def read_key_argument(value: str) -> VerifierKey:
 
 @app.command()
 def verify(
-    bundle: Annotated[Path, typer.Argument(help="A bundle downloaded from …/bundle.")],
+    bundle: Annotated[
+        Path, typer.Argument(help="A bundle downloaded from …/bundle, or a .tlog-proof file.")
+    ],
     key: Annotated[str, typer.Option(help="Verifier key, or a file holding it.")],
     trusted_checkpoint: Annotated[
         Path | None, typer.Option(help="An older signed checkpoint note you trust.")
     ] = None,
+    entry: Annotated[
+        Path | None,
+        typer.Option(help="For a tlog-proof without extra data: the entry's bytes (E)."),
+    ] = None,
 ) -> None:
-    """Verify a container bundle offline: hashes, chain, inclusion, signature, consistency."""
+    """Verify a bundle or a tlog-proof offline: hashes, chain, inclusion, signature, consistency."""
     try:
         verifier = read_key_argument(key)
-        document = json.loads(bundle.read_text())
+        data = bundle.read_bytes()
         trusted = trusted_checkpoint.read_text() if trusted_checkpoint else None
-        report = verify_bundle(document, verifier, trusted)
-    except (OSError, json.JSONDecodeError) as error:
+        if data.startswith(TLOG_PROOF_HEADER.encode()):
+            proven = verify_tlog_proof(
+                data.decode(), verifier, entry.read_bytes() if entry else None
+            )
+            console.print(
+                f"[green]✓[/] entry seq {proven.seq} "
+                f"({proven.document['event'].get('container_id')}) included in the log at size "
+                f"{proven.checkpoint.tree_size} (root {proven.checkpoint.root_hash.hex()[:16]}…)"
+            )
+            console.print(f"[green]✓[/] checkpoint signed by {verifier.name}")
+            return
+        report = verify_bundle(load_json(data), verifier, trusted)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise fail(f"cannot read input: {error}") from error
-    except (BundleError, CheckpointError) as error:
+    except (MalformedBundle, BundleError) as error:
         raise fail(f"bundle does NOT verify: {error}") from error
+    except (VerificationError, CheckpointError) as error:
+        raise fail(f"tlog-proof does NOT verify: {error}") from error
     console.print(
         f"[green]✓[/] {report.entries} entries of {report.container_id}: hashes and chain"
     )

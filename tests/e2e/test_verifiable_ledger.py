@@ -103,6 +103,9 @@ def test_bundles_verify_offline_and_rewrites_are_detected(stack: LiveStack, tmp_
             assert response.status_code == 200, response.text
             bundles[container] = tmp_path / f"{container}.bundle.json"
             bundles[container].write_text(response.text)
+        old_format = ledger.get(f"/v1/containers/{untouched}/bundle", params={"format": "1"})
+        assert old_format.json()["format"] == "battery-custody-bundle/1"
+        (tmp_path / "old.bundle.json").write_text(old_format.text)
     (tmp_path / "key.pub").write_text(key)
     (tmp_path / "trusted.note").write_text(trusted_note)
 
@@ -120,17 +123,26 @@ def test_bundles_verify_offline_and_rewrites_are_detected(stack: LiveStack, tmp_
         )
         assert result.returncode == 0, result.stderr
         assert "consistent with your trusted checkpoint of size 6" in result.stdout
+        result = custody(
+            settings,
+            "verify",
+            str(tmp_path / "old.bundle.json"),
+            "--key",
+            str(tmp_path / "key.pub"),
+        )
+        assert result.returncode == 0, result.stderr
     finally:
         stack.postgres.start()
 
     # A body altered after signing fails, naming the entry.
     document = json.loads(bundles[edited].read_text())
-    document["entries"][1]["body"]["weight_kg"] = 20.0
+    document["entries"][1]["entry"]["event"]["weight_kg"] = 20.0
     altered = tmp_path / "altered.bundle.json"
     altered.write_text(json.dumps(document))
     result = custody(settings, "verify", str(altered), "--key", key)
     assert result.returncode == 1
-    assert f"entry seq {document['entries'][1]['seq']}: content does not match" in result.stderr
+    seq = document["entries"][1]["entry"]["seq"]
+    assert f"entry seq {seq}: content does not match" in result.stderr
 
     # The superuser rewrites history behind the triggers' back.
     superuser = create_engine(settings.admin_database_url)

@@ -24,7 +24,7 @@ from services.ledger.adapters.merkle_log import (
     inclusion_at,
     latest_checkpoint,
 )
-from services.ledger.domain.integrity.bundle import build_bundle
+from services.ledger.domain.integrity.bundle import BUNDLE_FORMAT, build_bundle
 
 
 class ProofUnavailable(LookupError):
@@ -92,7 +92,9 @@ class ProofQueries:
                 raise ProofUnavailable(f"no signed checkpoint has tree size {second}")
             return older, newer, consistency_between(connection, first, second)
 
-    def bundle(self, container_id: str, trusted_size: int | None) -> dict[str, Any]:
+    def bundle(
+        self, container_id: str, trusted_size: int | None, format_version: str = BUNDLE_FORMAT
+    ) -> dict[str, Any]:
         entries = tables.entries
         with self._engine.connect() as connection:
             checkpoint = latest_checkpoint(connection)
@@ -125,4 +127,11 @@ class ProofQueries:
                         trusted_size,
                         consistency_between(connection, trusted_size, size),
                     )
-        return build_bundle(container_id, stored, checkpoint.note, proof, consistency)
+        return build_bundle(
+            container_id,
+            stored,
+            checkpoint.note,
+            proof,
+            consistency,
+            format_version=format_version,
+        )

@@ -9,6 +9,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
+from services.ledger.domain.entries import RecordedEntry
 from services.ledger.domain.integrity.canonical import canonical_json
 
 ZERO_HASH = bytes(32)
@@ -55,6 +56,25 @@ def entry_document(
         "kafka": {"partition": kafka_partition, "offset": kafka_offset},
         "prev_hash": prev_hash.hex(),
     }
+
+
+def hashed_document(entry: RecordedEntry) -> dict[str, Any]:
+    """The document an entry's hash covers, as served in bundles and entry tiles."""
+    return entry_document(
+        seq=entry.seq,
+        event=entry.hashed_body,
+        received_at=entry.received_at,
+        recorded_at=entry.recorded_at,
+        origin=entry.origin.model_dump(mode="json"),
+        kafka_partition=entry.kafka_partition,
+        kafka_offset=entry.kafka_offset,
+        prev_hash=entry.prev_hash,
+    )
+
+
+def entry_bytes(entry: RecordedEntry) -> bytes:
+    """``E``: the canonical JSON of the hashed document; the leaf hash is SHA-256(0x00 ‖ E)."""
+    return canonical_json(hashed_document(entry))
 
 
 def entry_hash(document: dict[str, Any]) -> bytes:

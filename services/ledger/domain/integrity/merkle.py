@@ -134,6 +134,24 @@ def consistency_proof(first: int, second: int, source: NodeSource) -> list[bytes
     return proof
 
 
+def inclusion_proof_length(index: int, size: int) -> int:
+    """How many hashes PATH(index, D[0:size]) has."""
+    length, start, end = 0, 0, size
+    while end - start > 1:
+        k = _split(end - start)
+        if index < start + k:
+            end = start + k
+        else:
+            start += k
+        length += 1
+    return length
+
+
+def consistency_proof_length(first: int, second: int) -> int:
+    """How many hashes PROOF(first, D[0:second]) has."""
+    return len(consistency_proof(first, second, lambda level, index: b""))
+
+
 def nodes_needed(compute: Callable[[NodeSource], object]) -> set[NodeKey]:
     """Which stored nodes a computation reads, so an adapter can fetch them in one query."""
     needed: set[NodeKey] = set()

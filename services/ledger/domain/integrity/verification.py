@@ -12,20 +12,38 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.ledger.domain.entries import RecordedEntry
-from services.ledger.domain.integrity.bundle import BUNDLE_FORMAT, parse_entry_record
+from services.ledger.domain.integrity.bundle import (
+    BUNDLE_FIELDS,
+    BUNDLE_FORMAT_V1,
+    BUNDLE_FORMATS,
+    BUNDLE_V2_FIELDS,
+    MalformedBundle,
+    hash_hex,
+    load_json,
+    parse_entry_record,
+    parse_served_entry,
+)
 from services.ledger.domain.integrity.checkpoint import (
     Checkpoint,
     CheckpointError,
     VerifierKey,
     verify_signed_note,
 )
-from services.ledger.domain.integrity.hashing import ZERO_HASH, entry_document, entry_hash
+from services.ledger.domain.integrity.hashing import (
+    ZERO_HASH,
+    entry_bytes,
+    entry_hash,
+    hashed_document,
+)
 from services.ledger.domain.integrity.merkle import (
     Frontier,
     ProofError,
+    consistency_proof_length,
+    inclusion_proof_length,
     verify_consistency,
     verify_inclusion,
 )
+from services.ledger.domain.integrity.tlog_proof import TlogProofError, parse_tlog_proof
 
 
 class VerificationError(ValueError):
@@ -38,18 +56,7 @@ class BundleError(VerificationError):
 
 def recomputed_hash(entry: RecordedEntry) -> bytes:
     """The entry hash as recomputed from the entry's content."""
-    return entry_hash(
-        entry_document(
-            seq=entry.seq,
-            event=entry.hashed_body,
-            received_at=entry.received_at,
-            recorded_at=entry.recorded_at,
-            origin=entry.origin.model_dump(mode="json"),
-            kafka_partition=entry.kafka_partition,
-            kafka_offset=entry.kafka_offset,
-            prev_hash=entry.prev_hash,
-        )
-    )
+    return entry_hash(hashed_document(entry))
 
 
 def check_container_chain(entries: Sequence[RecordedEntry]) -> None:
@@ -80,6 +87,12 @@ def check_inclusion(entry: RecordedEntry, checkpoint: Checkpoint, proof: Sequenc
         raise VerificationError(
             f"entry seq {entry.seq} is not covered by the checkpoint (size {checkpoint.tree_size})"
         )
+    needed = inclusion_proof_length(entry.seq, checkpoint.tree_size)
+    if len(proof) != needed:
+        raise VerificationError(
+            f"inclusion of entry seq {entry.seq}: the proof has {len(proof)} hashes; a leaf at "
+            f"index {entry.seq} of a tree of size {checkpoint.tree_size} needs {needed}"
+        )
     try:
         verify_inclusion(
             entry.entry_hash, entry.seq, checkpoint.tree_size, proof, checkpoint.root_hash
@@ -90,6 +103,13 @@ def check_inclusion(entry: RecordedEntry, checkpoint: Checkpoint, proof: Sequenc
 
 def check_consistency(older: Checkpoint, newer: Checkpoint, proof: Sequence[bytes]) -> None:
     """That ``newer`` extends ``older`` (RFC 6962 consistency)."""
+    if 0 < older.tree_size < newer.tree_size:
+        needed = consistency_proof_length(older.tree_size, newer.tree_size)
+        if len(proof) != needed:
+            raise VerificationError(
+                f"consistency with the trusted checkpoint: the proof has {len(proof)} hashes; "
+                f"sizes {older.tree_size} → {newer.tree_size} need {needed}"
+            )
     try:
         verify_consistency(
             older.tree_size, newer.tree_size, older.root_hash, newer.root_hash, proof
@@ -114,9 +134,9 @@ def _hashes(items: Any, what: str) -> list[bytes]:
     if not isinstance(items, list):
         raise BundleError(f"{what} must be a list of hex hashes")
     try:
-        return [bytes.fromhex(item) for item in items]
-    except (TypeError, ValueError) as error:
-        raise BundleError(f"{what} holds a value that is not hex") from error
+        return [hash_hex(item, f"{what} item {number}") for number, item in enumerate(items)]
+    except MalformedBundle as error:
+        raise BundleError(str(error)) from error
 
 
 def _signed(note: str, verifier: VerifierKey, what: str) -> Checkpoint:
@@ -127,30 +147,47 @@ def _signed(note: str, verifier: VerifierKey, what: str) -> Checkpoint:
 
 
 def verify_bundle(
-    bundle: dict[str, Any], verifier: VerifierKey, trusted_note: str | None = None
+    bundle: Any, verifier: VerifierKey, trusted_note: str | None = None
 ) -> BundleReport:
-    """Check everything a bundle claims, offline; raise BundleError naming what failed."""
-    if bundle.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"not a {BUNDLE_FORMAT} bundle")
+    """Check everything a bundle claims, offline; raise BundleError naming what failed.
+
+    Both formats are read; anything the format does not define is refused, so nothing a
+    reader is shown escapes verification.
+    """
+    if not isinstance(bundle, dict) or bundle.get("format") not in BUNDLE_FORMATS:
+        raise BundleError(f"not a bundle of format {' or '.join(BUNDLE_FORMATS)}")
+    v1 = bundle["format"] == BUNDLE_FORMAT_V1
+    unknown = sorted(set(bundle) - (BUNDLE_FIELDS if v1 else BUNDLE_V2_FIELDS))
+    if unknown:
+        raise BundleError(f"the bundle has unknown field(s) {', '.join(unknown)}")
     container_id = bundle.get("container_id")
+    if not isinstance(container_id, str):
+        raise BundleError("the bundle's container_id is not a string")
     checkpoint = _signed(str(bundle.get("checkpoint", "")), verifier, "checkpoint")
 
     records = bundle.get("entries")
     if not isinstance(records, list) or not records:
         raise BundleError("the bundle holds no entries")
+    parse = parse_entry_record if v1 else parse_served_entry
     try:
-        entries = [parse_entry_record(record) for record in records]
-    except ValueError as error:
+        entries = [parse(record, position) for position, record in enumerate(records)]
+    except MalformedBundle as error:
         raise BundleError(str(error)) from error
-    for entry, record in zip(entries, records, strict=True):
-        if record.get("container_id") != container_id or entry.container_id != container_id:
-            raise BundleError(f"entry seq {entry.seq}: belongs to another container")
+    for entry in entries:
+        if entry.container_id != container_id:
+            raise BundleError(
+                f"entry seq {entry.seq}: belongs to container {entry.container_id}, "
+                f"not {container_id}"
+            )
+    inclusion = _hashes(bundle.get("inclusion_proof"), "inclusion_proof")
     try:
         check_container_chain(entries)
         head = entries[-1]
-        check_inclusion(head, checkpoint, _hashes(bundle.get("inclusion_proof"), "inclusion_proof"))
+        check_inclusion(head, checkpoint, inclusion)
     except VerificationError as error:
         raise BundleError(str(error)) from error
+    if not v1:
+        _check_tlog_proof(bundle.get("tlog_proof"), head, inclusion, str(bundle["checkpoint"]))
 
     trusted_size = None
     if trusted_note is not None:
@@ -176,7 +213,66 @@ def verify_bundle(
                 check_consistency(trusted, checkpoint, proof)
             except VerificationError as error:
                 raise BundleError(str(error)) from error
-    return BundleReport(str(container_id), len(entries), head.seq, checkpoint, trusted_size)
+    return BundleReport(container_id, len(entries), head.seq, checkpoint, trusted_size)
+
+
+def _check_tlog_proof(text: Any, head: RecordedEntry, inclusion: list[bytes], note: str) -> None:
+    """A format-2 bundle's tlog-proof must prove the same head entry the same way."""
+    if not isinstance(text, str):
+        raise BundleError("the bundle has no tlog_proof")
+    try:
+        proof = parse_tlog_proof(text)
+    except TlogProofError as error:
+        raise BundleError(f"tlog_proof: {error}") from error
+    if (
+        proof.index != head.seq
+        or list(proof.proof) != inclusion
+        or proof.checkpoint != note
+        or proof.extra != entry_bytes(head)
+    ):
+        raise BundleError("tlog_proof does not prove the bundle's head entry as the bundle does")
+
+
+@dataclass(frozen=True, slots=True)
+class EntryProofReport:
+    seq: int
+    checkpoint: Checkpoint
+    document: dict[str, Any]
+
+
+def verify_tlog_proof(
+    text: str, verifier: VerifierKey, entry: bytes | None = None
+) -> EntryProofReport:
+    """A c2sp.org/tlog-proof of one entry: ``E`` from its extra data or given as ``entry``."""
+    try:
+        proof = parse_tlog_proof(text)
+    except TlogProofError as error:
+        raise VerificationError(str(error)) from error
+    data = entry if entry is not None else proof.extra
+    if data is None:
+        raise VerificationError("the tlog-proof carries no entry; give the entry file too")
+    if proof.extra is not None and entry is not None and proof.extra != entry:
+        raise VerificationError("the entry given differs from the one in the tlog-proof")
+    try:
+        document = load_json(data)
+        parsed = parse_served_entry(
+            {"entry": document, "entry_hash": entry_hash(document).hex()}, 0
+        )
+    except (MalformedBundle, ValueError) as error:
+        raise VerificationError(f"the proven entry: {error}") from error
+    if entry_bytes(parsed) != data:
+        raise VerificationError("the proven entry is not in RFC 8785 canonical form")
+    if parsed.seq != proof.index:
+        raise VerificationError(
+            f"the tlog-proof's index {proof.index} is not the entry's seq {parsed.seq}"
+        )
+    try:
+        checkpoint = verify_signed_note(proof.checkpoint, verifier)
+    except CheckpointError as error:
+        raise VerificationError(f"checkpoint: {error}") from error
+    # parse_served_entry took the hash of the canonical form, which is ``data``: the leaf.
+    check_inclusion(parsed, checkpoint, list(proof.proof))
+    return EntryProofReport(parsed.seq, checkpoint, document)
 
 
 # --- the whole ledger -------------------------------------------------------------------------
