@@ -2,9 +2,11 @@
 
 A cursor is that key as unpadded base64url: a container id for the container pages
 (``GET /v1/containers``, ``/v1/containers.csv``, ``/v1/anomalies`` and the UI's container and
-anomaly pages), ``d:<id>`` for ``GET /v1/webhook-deliveries``. Decoding a cursor this service
-did not issue raises ``BadCursor``, which the API answers as a 400 problem; the UI shows the
-first page instead.
+anomaly pages), ``d:<id>`` for ``GET /v1/webhook-deliveries``; ``GET /v1/events`` pages by the
+ledger seq in plain decimal. Decoding a cursor this service did not issue raises ``BadCursor``,
+which the API answers as a 400 problem; the UI shows the first page instead. A number in a
+cursor is ASCII digits no larger than ``MAX_BIGINT``, as every issued one is, so a forged one
+never reaches PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import base64
 import re
 
 from services.contract.events import CONTAINER_ID_PATTERN
+from services.web.parameters import MAX_BIGINT
 from services.web.problems import Problem
 
 _DELIVERY_PREFIX = "d:"
+_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
 class BadCursor(Problem):
@@ -27,6 +31,13 @@ class BadCursor(Problem):
 
 def _encode(key: str) -> str:
     return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def _bigint(text: str) -> int:
+    """``text`` as a seq or id PostgreSQL can compare with, or ``BadCursor``."""
+    if _DIGITS.fullmatch(text) is None or int(text) > MAX_BIGINT:
+        raise BadCursor()
+    return int(text)
 
 
 def _decode(cursor: str) -> str:
@@ -59,9 +70,13 @@ def decode_delivery_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     text = _decode(cursor)
-    if text.startswith(_DELIVERY_PREFIX):
-        try:
-            return int(text.removeprefix(_DELIVERY_PREFIX))
-        except ValueError:
-            pass
-    raise BadCursor()
+    if not text.startswith(_DELIVERY_PREFIX):
+        raise BadCursor()
+    return _bigint(text.removeprefix(_DELIVERY_PREFIX))
+
+
+def decode_seq_cursor(cursor: str | None) -> int | None:
+    """The ledger seq an event page continues after; None (the first page) without a cursor."""
+    if cursor is None:
+        return None
+    return _bigint(cursor)

@@ -32,7 +32,7 @@ from services.registry.store import RegistryStore
 from services.web.cursors import decode_container_cursor, encode_container_cursor
 from services.web.openapi import install_openapi, problem_responses
 from services.web.ops import ReadinessCheck, install_ops_routes
-from services.web.parameters import PRINTABLE
+from services.web.parameters import MAX_BIGINT, PRINTABLE
 from services.web.problems import Problem, install_problem_handlers
 
 PageSize = Annotated[int, Query(ge=1, le=500, description="Page size.")]
@@ -232,7 +232,8 @@ def create_app(
         _: Auditor,
         event_id: UUID,
         tree_size: Annotated[
-            int | None, Query(ge=1, description="A signed checkpoint's size; default latest.")
+            int | None,
+            Query(ge=1, le=MAX_BIGINT, description="A signed checkpoint's size; default latest."),
         ] = None,
     ) -> dict[str, Any]:
         try:
@@ -268,8 +269,8 @@ def create_app(
     )
     async def checkpoint_consistency(
         _: Auditor,
-        first: Annotated[int, Query(ge=1)],
-        second: Annotated[int, Query(ge=1)],
+        first: Annotated[int, Query(ge=1, le=MAX_BIGINT)],
+        second: Annotated[int, Query(ge=1, le=MAX_BIGINT)],
     ) -> dict[str, Any]:
         if first > second:
             raise Problem(422, "Invalid query", "first must not be larger than second")
@@ -294,7 +295,8 @@ def create_app(
         _: Auditor,
         container_id: Annotated[ContainerId, Path()],
         trusted_size: Annotated[
-            int | None, Query(ge=1, description="Add a consistency proof from this size.")
+            int | None,
+            Query(ge=1, le=MAX_BIGINT, description="Add a consistency proof from this size."),
         ] = None,
     ) -> JSONResponse:
         try:

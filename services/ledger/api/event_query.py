@@ -26,7 +26,7 @@ from services.ledger.domain.event_filter import (
 from services.ledger.readside import ReadSide
 from services.ledger.readside.events import EventFilter
 from services.registry.store import RegistryStore
-from services.web.cursors import BadCursor
+from services.web.cursors import decode_seq_cursor
 from services.web.openapi import problem_responses
 from services.web.parameters import PRINTABLE
 from services.web.problems import Problem
@@ -40,14 +40,6 @@ def _instant(name: str, value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise Problem(422, "Invalid query", f"{name}: needs a UTC offset")
     return value
-
-
-def _seq_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    if not cursor.isdigit():
-        raise BadCursor()
-    return int(cursor)
 
 
 def _time(alias: str, description: str) -> Any:
@@ -123,7 +115,7 @@ def event_query_router(read_side: ReadSide, registry: RegistryStore) -> APIRoute
             read_side.events.find,
             flt,
             party_roles=roles,
-            after_seq=_seq_cursor(cursor),
+            after_seq=decode_seq_cursor(cursor),
             limit=limit,
         )
         items = []
