@@ -23,6 +23,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from services.bootstrap import build_ingest_app, build_ledger_api
+from services.ledger.domain.integrity.tiles import TileRef, tile_ref_for_size
 from services.registry.store import new_webhook_secret
 from tests.support import events as ev
 from tests.support.recorded_ledger import RecordedLedger, record_ledger
@@ -79,6 +80,10 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     ("ledger", "GET", "/v1/reports/mass-balance"): ("bearer", API_USERS),
     ("ledger", "GET", "/v1/reports/shipment-log.csv"): ("bearer", API_USERS),
     ("ledger", "GET", "/v1/shipments/{shipment_id:path}/certificate.pdf"): ("bearer", API_USERS),
+    # ledger: the public read path of the transparency log (entry bundles carry custody data)
+    ("ledger", "GET", "/log/checkpoint"): ("public", EVERYONE),
+    ("ledger", "GET", "/log/tile/{path:path}"): ("public", EVERYONE),
+    ("ledger", "GET", "/log/tile/entries/{path:path}"): ("bearer", API_USERS),
     # ledger UI
     ("ledger", "GET", "/ui/static/{name}"): ("public", EVERYONE),
     ("ledger", "GET", "/ui/signin"): ("public", EVERYONE),
@@ -147,6 +152,8 @@ def test_the_table_names_exactly_the_served_routes(env: Env) -> None:
 
 def concrete_path(env: Env, path: str) -> str:
     recorded = env.recorded
+    first_tile = tile_ref_for_size(0, 0, recorded.tree_size)
+    entries_tile = TileRef(-1, first_tile.index, first_tile.width)
     values = {
         "{container_id}": recorded.container_id,
         "{event_id}": recorded.event_id,
@@ -154,6 +161,8 @@ def concrete_path(env: Env, path: str) -> str:
         "{party_id}": "plant-a",
         "{name}": "ui.css",
         "{kind}": "csv",
+        "/log/tile/entries/{path:path}": "/log/" + entries_tile.path(),
+        "/log/tile/{path:path}": "/log/" + first_tile.path(),
     }
     for name, value in values.items():
         path = path.replace(name, value)

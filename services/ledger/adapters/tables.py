@@ -112,6 +112,17 @@ checkpoints = Table(
     schema="ledger",
 )
 
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True),
+    Column("witness", Text, primary_key=True),
+    Column("line", Text, nullable=False),
+    Column("signed_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True)),
+    schema="ledger",
+)
+
 # Plant notifications (services/ledger/adapters/outbox.py): the outbox and the delivery log.
 
 outbox = Table(

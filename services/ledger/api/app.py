@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import Depends, FastAPI, Path, Query, Request
@@ -13,12 +13,13 @@ from fastapi.responses import JSONResponse, Response
 
 from services.contract.events import ContainerId
 from services.ledger.adapters.merkle_log import StoredCheckpoint
-from services.ledger.api import deliveries
+from services.ledger.api import deliveries, log
 from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, attachment
 from services.ledger.api.event_query import event_query_router
 from services.ledger.api.presenters import anomaly_json, entry_json, trail_json
 from services.ledger.api.reports import MASS_BALANCE_PATH, certificate_path, reports_router
 from services.ledger.domain.custody import AnomalyCode, ContainerState, CustodyTrail
+from services.ledger.domain.integrity.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_V1
 from services.ledger.domain.integrity.checkpoint import CheckpointError, VerifierKey
 from services.ledger.domain.integrity.hashing import format_instant
 from services.ledger.readside import ReadSide
@@ -70,6 +71,7 @@ def create_app(
 
     app.state.registry = registry
     app.include_router(deliveries.router(read_side))
+    app.include_router(log.router(read_side))
 
     async def recorded_trail(container_id: str, as_of: datetime | None) -> CustodyTrail:
         if as_of is not None and as_of.tzinfo is None:
@@ -298,9 +300,16 @@ def create_app(
             int | None,
             Query(ge=1, le=MAX_BIGINT, description="Add a consistency proof from this size."),
         ] = None,
+        format: Annotated[
+            Literal["2", "1"],
+            Query(description="Bundle format: 2 (entries as hashed), or 1 (the old form)."),
+        ] = "2",
     ) -> JSONResponse:
+        version = BUNDLE_FORMAT if format == "2" else BUNDLE_FORMAT_V1
         try:
-            document = await run_in_threadpool(read_side.proofs.bundle, container_id, trusted_size)
+            document = await run_in_threadpool(
+                read_side.proofs.bundle, container_id, trusted_size, version
+            )
         except ProofUnavailable as error:
             raise unavailable(error) from error
         return JSONResponse(

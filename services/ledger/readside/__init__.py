@@ -13,6 +13,7 @@ from services.ledger.readside.containers import ContainerQueries
 from services.ledger.readside.dashboard import DashboardQueries
 from services.ledger.readside.deliveries import DeliveryQueries
 from services.ledger.readside.events import EventQueries
+from services.ledger.readside.log import LogQueries
 from services.ledger.readside.proofs import ProofQueries
 from services.ledger.readside.reports import ReportQueries
 
@@ -25,3 +26,4 @@ class ReadSide:
         self.reports = ReportQueries(engine, rules)
         self.dashboard = DashboardQueries(engine, rules)
         self.deliveries = DeliveryQueries(engine)
+        self.log = LogQueries(engine)

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, bindparam, select
 from services.ledger.adapters import tables
 from services.ledger.adapters.driver import PreparedRead
 from services.ledger.adapters.entry_rows import recorded_entry
+from services.ledger.adapters.log_tiles import cosignature_lines, cosigned_note
 from services.ledger.adapters.merkle_log import (
     StoredCheckpoint,
     checkpoint_at,
@@ -127,10 +128,11 @@ class ProofQueries:
                         trusted_size,
                         consistency_between(connection, trusted_size, size),
                     )
+            note = cosigned_note(checkpoint.note, cosignature_lines(connection, size))
         return build_bundle(
             container_id,
             stored,
-            checkpoint.note,
+            note,
             proof,
             consistency,
             format_version=format_version,
