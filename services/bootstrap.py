@@ -38,6 +38,7 @@ from services.ledger.readside import ReadSide
 from services.ledger.service.append import LedgerAppender
 from services.ledger.service.checkpointer import Checkpointer
 from services.ledger.service.notifier import Notifier
+from services.ledger.service.witnessing import Witnessing, parse_witnesses
 from services.logging_setup import configure_logging
 from services.process_tuning import tune_for_throughput
 from services.registry.store import RegistryStore
@@ -197,6 +198,13 @@ def build_checkpointer(resources: Resources) -> Checkpointer:
         origin=settings.log_origin,
         interval_s=settings.checkpoint_interval_s,
         every_entries=settings.checkpoint_entries,
+        witnessing=Witnessing(
+            resources.engine("custody-witnessing"),
+            parse_witnesses(settings.witnesses),
+            timeout_s=settings.witness_timeout_s,
+        )
+        if settings.witnesses.strip()
+        else None,
     )
 
 
@@ -246,3 +254,15 @@ def consumer_checks(
 def worker_checks(resources: Resources, name: str) -> dict[str, ReadinessCheck]:
     """The notifier's and the checkpointer's readiness: PostgreSQL reachable."""
     return {"database": database_probe(resources, name)}
+
+
+def checkpointer_checks(
+    resources: Resources, checkpointer: Checkpointer
+) -> dict[str, ReadinessCheck]:
+    """PostgreSQL reachable, and no witness failing for ``witness_unready_after_s``."""
+    checks = worker_checks(resources, "checkpointer")
+    witnessing = checkpointer.witnessing
+    if witnessing is not None:
+        after_s = resources.settings.witness_unready_after_s
+        checks["witnesses"] = lambda: witnessing.unready_reason(after_s)
+    return checks

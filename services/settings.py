@@ -83,6 +83,24 @@ class Settings(BaseSettings):
     signing_key_file: Path = Path("var/keys/checkpoint.key")
     checkpoint_interval_s: Annotated[float, Field(gt=0)] = 10.0
     checkpoint_entries: Annotated[int, Field(ge=1)] = 1000
+    witnesses: str = Field(
+        default="",
+        description=(
+            "Witnesses that cosign each checkpoint (c2sp.org/tlog-witness), comma-separated "
+            "'<verifier key> <submission URL>' pairs; empty: none."
+        ),
+    )
+    witness_port: Port = 57380
+    witness_name: str = Field(
+        default="battery-custody.local/witness",
+        pattern=r"^[^\s+]+$",
+        description="The local stack's witness: its key name.",
+    )
+    witness_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    witness_unready_after_s: Annotated[float, Field(gt=0)] = Field(
+        default=300.0,
+        description="The checkpointer is unready while a witness has not cosigned for this long.",
+    )
 
     notifier_time_scale: Annotated[float, Field(gt=0, le=1000)] = Field(
         default=1.0,

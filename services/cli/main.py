@@ -19,9 +19,7 @@ from typing import Annotated
 import typer
 import uvicorn
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
@@ -30,11 +28,15 @@ from services.bootstrap import (
     build_checkpointer,
     build_consumer,
     build_notifier,
+    checkpointer_checks,
     consumer_checks,
     custody_rules,
     resources,
     worker_checks,
 )
+from services.cli.log_commands import log_app, monitor
+from services.cli.output import console, counting_progress, errors, fail
+from services.cli.trust_options import print_checkpoint_trust, read_key_argument, read_trust
 from services.contract.json_schemas import write_schemas
 from services.db.migrations import upgrade
 from services.ingest.worker_pool import serve_pool
@@ -42,7 +44,7 @@ from services.ledger.adapters.merkle_log import tree_size
 from services.ledger.adapters.signing_keys import create_key, verifier_path
 from services.ledger.consumer.runner import LedgerConsumer
 from services.ledger.domain.integrity.bundle import MalformedBundle, load_json
-from services.ledger.domain.integrity.checkpoint import CheckpointError, VerifierKey
+from services.ledger.domain.integrity.checkpoint import CheckpointError
 from services.ledger.domain.integrity.tlog_proof import TLOG_PROOF_HEADER
 from services.ledger.domain.integrity.verification import (
     BundleError,
@@ -82,14 +84,8 @@ app.add_typer(parties_app, name="parties")
 app.add_typer(devices_app, name="devices")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(plants_app, name="plants")
-
-console = Console()
-errors = Console(stderr=True, soft_wrap=True)
-
-
-def fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code=1)
+app.add_typer(log_app, name="log")
+app.command()(monitor)
 
 
 @stack_app.command("up")
@@ -219,7 +215,7 @@ def serve_worker(service: Service, opened: Resources) -> None:
             checkpointer = build_checkpointer(opened)
         except CheckpointError as error:
             raise fail(str(error)) from error
-        checks = worker_checks(opened, "checkpointer")
+        checks = checkpointer_checks(opened, checkpointer)
         with ops_endpoint(settings, settings.checkpointer_ops_port, checks):
             run_until_signalled(checkpointer.run, "custody.checkpointer")
 
@@ -245,13 +241,6 @@ def keys_init(
     print(verifier)
 
 
-def counting_progress(label: str) -> Progress:
-    """A bar with done/total and the time remaining, on stderr."""
-    return Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=errors
-    )
-
-
 @app.command()
 def rebuild() -> None:
     """Recompute the containers read model from the ledger entries (they are never changed)."""
@@ -266,18 +255,16 @@ def rebuild() -> None:
     console.print(f"[green]✓[/] read model rebuilt for {done} containers")
 
 
-def read_key_argument(value: str) -> VerifierKey:
-    path = Path(value)
-    text = path.read_text() if path.is_file() else value
-    return VerifierKey.parse(text)
-
-
 @app.command()
 def verify(
     bundle: Annotated[
         Path, typer.Argument(help="A bundle downloaded from …/bundle, or a .tlog-proof file.")
     ],
-    key: Annotated[str, typer.Option(help="Verifier key, or a file holding it.")],
+    key: Annotated[str | None, typer.Option(help="Verifier key, or a file holding it.")] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="A c2sp.org/tlog-policy file: log keys, witnesses and their quorum."),
+    ] = None,
     trusted_checkpoint: Annotated[
         Path | None, typer.Option(help="An older signed checkpoint note you trust.")
     ] = None,
@@ -286,23 +273,21 @@ def verify(
         typer.Option(help="For a tlog-proof without extra data: the entry's bytes (E)."),
     ] = None,
 ) -> None:
-    """Verify a bundle or a tlog-proof offline: hashes, chain, inclusion, signature, consistency."""
+    """Verify a bundle or a tlog-proof offline: hashes, chain, inclusion, signatures, quorum."""
+    trust = read_trust(key, policy)
     try:
-        verifier = read_key_argument(key)
         data = bundle.read_bytes()
         trusted = trusted_checkpoint.read_text() if trusted_checkpoint else None
         if data.startswith(TLOG_PROOF_HEADER.encode()):
-            proven = verify_tlog_proof(
-                data.decode(), verifier, entry.read_bytes() if entry else None
-            )
+            proven = verify_tlog_proof(data.decode(), trust, entry.read_bytes() if entry else None)
             console.print(
                 f"[green]✓[/] entry seq {proven.seq} "
                 f"({proven.document['event'].get('container_id')}) included in the log at size "
                 f"{proven.checkpoint.tree_size} (root {proven.checkpoint.root_hash.hex()[:16]}…)"
             )
-            console.print(f"[green]✓[/] checkpoint signed by {verifier.name}")
+            print_checkpoint_trust(trust, proven.cosigned_by)
             return
-        report = verify_bundle(load_json(data), verifier, trusted)
+        report = verify_bundle(load_json(data), trust, trusted)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise fail(f"cannot read input: {error}") from error
     except (MalformedBundle, BundleError) as error:
@@ -316,7 +301,7 @@ def verify(
         f"[green]✓[/] entry seq {report.head_seq} included in the log at size "
         f"{report.checkpoint.tree_size} (root {report.checkpoint.root_hash.hex()[:16]}…)"
     )
-    console.print(f"[green]✓[/] checkpoint signed by {verifier.name}")
+    print_checkpoint_trust(trust, report.cosigned_by)
     if report.trusted_size is not None:
         console.print(
             f"[green]✓[/] consistent with your trusted checkpoint of size {report.trusted_size}"

@@ -7,17 +7,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.db.migrations import upgrade
+from services.ledger.adapters.signing_keys import create_key, load_verifier, verifier_path
 from services.settings import Settings
 from services.stack.kafka_broker import KafkaBroker, kafka_libs
 from services.stack.postgres_cluster import PostgresCluster, reachable_by_postgres
 from services.stack.service_processes import service_status, stop_services
 from services.stack.topics import ensure_topics
+from services.stack.witness import LocalWitness
 
 
 @dataclass(frozen=True)
 class LocalStack:
     kafka: KafkaBroker
     postgres: PostgresCluster
+    witness: LocalWitness
     settings: Settings
 
     @classmethod
@@ -33,6 +36,12 @@ class LocalStack:
                 partitions=settings.topic_partitions,
             ),
             postgres=PostgresCluster(data_dir=postgres_home(var_dir), port=settings.postgres_port),
+            witness=LocalWitness(
+                home=var_dir / "witness",
+                port=settings.witness_port,
+                name=settings.witness_name,
+                cache_root=settings.cache_dir,
+            ),
             settings=settings,
         )
 
@@ -45,9 +54,14 @@ class LocalStack:
             self.kafka.bootstrap,
             {self.settings.topic: self.settings.topic_partitions, self.settings.dlq_topic: 1},
         )
+        key_file = self.settings.signing_key_file
+        if not key_file.exists():
+            create_key(key_file, self.settings.log_origin)
+        self.witness.start(self.settings.log_origin, str(load_verifier(verifier_path(key_file))))
 
     def down(self) -> None:
         stop_services(self.settings)
+        self.witness.stop()
         self.kafka.stop()
         self.postgres.stop()
 
@@ -57,6 +71,9 @@ class LocalStack:
             **service_status(self.settings),
             "kafka": f"running (pid {kafka_pid}) on {self.kafka.bootstrap}"
             if kafka_pid
+            else "stopped",
+            "witness": f"running on {self.witness.url} ({self.witness.name})"
+            if self.witness.running()
             else "stopped",
             "postgres": f"running on 127.0.0.1:{self.postgres.port} ({self.postgres.data_dir})"
             if self.postgres.running()

@@ -16,6 +16,7 @@ import httpx
 
 from services.settings import Settings, settings_environment
 from services.stack.processes import StackError, read_pid, spawn, terminate, wait_until
+from services.stack.witness import local_witness_config
 
 SERVICES = ("ingest", "ledger", "consumer", "checkpointer", "notifier")
 WORKERS = ("consumer", "checkpointer", "notifier")
@@ -109,12 +110,16 @@ def start_services(settings: Settings, *, timeout: float = 60.0) -> dict[str, in
     """Start each service that is not running yet and wait until each one with a port is ready."""
     var_dir = settings.var_dir.resolve()
     (var_dir / "run").mkdir(parents=True, exist_ok=True)
+    witnesses = settings.witnesses or local_witness_config(var_dir)
+    effective = settings.model_copy(update={"witnesses": witnesses})
     pids = {}
     for name in SERVICES:
         pid_file, log_file = _paths(var_dir, name)
         pid = read_pid(pid_file)
         if pid is None:
-            pid = spawn_service(name, log_file=log_file, detach=True, pid_file=pid_file).pid
+            pid = spawn_service(
+                name, log_file=log_file, settings=effective, detach=True, pid_file=pid_file
+            ).pid
         pids[name] = pid
     for name in SERVICES:
         _wait_ready(settings, name, timeout)

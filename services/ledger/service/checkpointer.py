@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from services.ledger.adapters import tables
 from services.ledger.adapters.merkle_log import latest_checkpoint, root_at, tree_size
 from services.ledger.domain.integrity.checkpoint import Checkpoint, sign_checkpoint
+from services.ledger.service.witnessing import Witnessing
 
 log = logging.getLogger("custody.checkpointer")
 
@@ -42,6 +43,10 @@ def checkpoint_metrics() -> CheckpointMetrics:
     )
 
 
+class InconsistentLog(RuntimeError):
+    """The tree to sign does not extend the last signed checkpoint."""
+
+
 class Checkpointer:
     def __init__(
         self,
@@ -51,12 +56,14 @@ class Checkpointer:
         origin: str,
         interval_s: float,
         every_entries: int,
+        witnessing: Witnessing | None = None,
     ) -> None:
         self._engine = engine.execution_options(isolation_level="REPEATABLE READ")
         self._key = private_key
         self._origin = origin
         self._interval_s = interval_s
         self._every_entries = every_entries
+        self.witnessing = witnessing
 
     def checkpoint_now(self) -> Checkpoint | None:
         """Sign the current tree if it grew since the last checkpoint; None otherwise."""
@@ -65,6 +72,14 @@ class Checkpointer:
             latest = latest_checkpoint(connection)
             if size == 0 or (latest is not None and latest.checkpoint.tree_size >= size):
                 return None
+            if latest is not None:
+                previous = latest.checkpoint
+                if root_at(connection, previous.tree_size) != previous.root_hash:
+                    # The stored tree no longer extends what was signed: sign nothing more.
+                    raise InconsistentLog(
+                        f"the stored tree does not reproduce the root signed at size "
+                        f"{previous.tree_size}; no checkpoint will be signed"
+                    )
             checkpoint = Checkpoint(self._origin, size, root_at(connection, size))
             note = sign_checkpoint(checkpoint, self._origin, self._key)
             connection.execute(
@@ -82,6 +97,20 @@ class Checkpointer:
         return checkpoint
 
     def run(self, stop: threading.Event, *, poll_s: float = 1.0) -> None:
+        """Sign as due; witnesses are asked in a thread of their own, off this loop."""
+        witnesses = None
+        if self.witnessing is not None:
+            witnesses = threading.Thread(
+                target=self.witnessing.run, args=(stop,), name="witnessing", daemon=True
+            )
+            witnesses.start()
+        try:
+            self._sign_as_due(stop, poll_s)
+        finally:
+            if witnesses is not None:
+                witnesses.join(timeout=30)
+
+    def _sign_as_due(self, stop: threading.Event, poll_s: float) -> None:
         last_signed = time.monotonic()
         metrics = checkpoint_metrics()
         while not stop.is_set():
@@ -97,6 +126,9 @@ class Checkpointer:
             )
             due = time.monotonic() - last_signed >= self._interval_s
             if size > signed_size and (due or size - signed_size >= self._every_entries):
-                self.checkpoint_now()
+                try:
+                    self.checkpoint_now()
+                except InconsistentLog as error:
+                    log.error("%s", error)
                 last_signed = time.monotonic()
             stop.wait(poll_s)

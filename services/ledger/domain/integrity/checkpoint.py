@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -38,12 +39,12 @@ class Checkpoint:
         return f"{self.origin}\n{self.tree_size}\n{root}\n"
 
 
-def _raw_public(public_key: Ed25519PublicKey) -> bytes:
+def raw_public(public_key: Ed25519PublicKey) -> bytes:
     return public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def key_hash(name: str, public_key: Ed25519PublicKey) -> bytes:
-    return hashlib.sha256(name.encode() + b"\n" + ED25519_TYPE + _raw_public(public_key)).digest()[
+    return hashlib.sha256(name.encode() + b"\n" + ED25519_TYPE + raw_public(public_key)).digest()[
         :4
     ]
 
@@ -58,23 +59,33 @@ class VerifierKey:
         return key_hash(self.name, self.public_key)
 
     def __str__(self) -> str:
-        encoded = base64.b64encode(ED25519_TYPE + _raw_public(self.public_key)).decode()
+        encoded = base64.b64encode(ED25519_TYPE + raw_public(self.public_key)).decode()
         return f"{self.name}+{self.key_id.hex()}+{encoded}"
 
     @classmethod
     def parse(cls, text: str) -> VerifierKey:
-        try:
-            name, hash_hex, encoded = text.strip().split("+", 2)
-            raw = base64.b64decode(encoded, validate=True)
-            expected_id = bytes.fromhex(hash_hex)
-        except (ValueError, binascii.Error) as error:
-            raise CheckpointError(f"not a verifier key (name+hash+key): {text!r}") from error
-        if len(raw) != 33 or raw[:1] != ED25519_TYPE:
-            raise CheckpointError("verifier key is not an Ed25519 key")
-        key = cls(name, Ed25519PublicKey.from_public_bytes(raw[1:]))
-        if key.key_id != expected_id:
-            raise CheckpointError("verifier key hash does not match its name and key")
-        return key
+        name, public_key = parse_vkey(text, ED25519_TYPE, key_hash)
+        return cls(name, public_key)
+
+
+def parse_vkey(
+    text: str, key_type: bytes, key_id: Callable[[str, Ed25519PublicKey], bytes]
+) -> tuple[str, Ed25519PublicKey]:
+    """A signed-note verifier key ``<name>+<hex key id>+<base64(type ‖ public key)>``."""
+    try:
+        name, hash_hex, encoded = text.strip().split("+", 2)
+        raw = base64.b64decode(encoded, validate=True)
+        expected_id = bytes.fromhex(hash_hex)
+    except (ValueError, binascii.Error) as error:
+        raise CheckpointError(f"not a verifier key (name+hash+key): {text!r}") from error
+    if len(raw) != 33 or raw[:1] != key_type:
+        raise CheckpointError(
+            f"verifier key {name} is not an Ed25519 key of type 0x{key_type.hex()}"
+        )
+    public_key = Ed25519PublicKey.from_public_bytes(raw[1:])
+    if key_id(name, public_key) != expected_id:
+        raise CheckpointError(f"verifier key {name}: its hash does not match its name and key")
+    return name, public_key
 
 
 def sign_checkpoint(checkpoint: Checkpoint, name: str, private_key: Ed25519PrivateKey) -> str:

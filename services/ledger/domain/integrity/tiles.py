@@ -139,6 +139,18 @@ def tiles_for_size(size: int, *, entries: bool = False) -> Iterator[TileRef]:
         level += 1
 
 
+def partial_tiles(size: int, *, entries: bool = False) -> Iterator[TileRef]:
+    """Only the partial tiles of a tree of ``size`` (at most one per level)."""
+    level = 0
+    while size // TILE_WIDTH**level:
+        full, partial = divmod(size // TILE_WIDTH**level, TILE_WIDTH)
+        if partial:
+            yield TileRef(level, full, partial)
+            if entries and level == 0:
+                yield TileRef(-1, full, partial)
+        level += 1
+
+
 def tile_ref_for_size(level: int, index: int, size: int) -> TileRef:
     """Tile (level, index) as a tree of ``size`` has it: full or partial."""
     nodes = size // TILE_WIDTH**level

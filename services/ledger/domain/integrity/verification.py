@@ -29,6 +29,7 @@ from services.ledger.domain.integrity.checkpoint import (
     VerifierKey,
     verify_signed_note,
 )
+from services.ledger.domain.integrity.cosignature import Policy
 from services.ledger.domain.integrity.hashing import (
     ZERO_HASH,
     entry_bytes,
@@ -128,6 +129,7 @@ class BundleReport:
     head_seq: int
     checkpoint: Checkpoint
     trusted_size: int | None
+    cosigned_by: tuple[str, ...] = ()
 
 
 def _hashes(items: Any, what: str) -> list[bytes]:
@@ -139,16 +141,25 @@ def _hashes(items: Any, what: str) -> list[bytes]:
         raise BundleError(str(error)) from error
 
 
-def _signed(note: str, verifier: VerifierKey, what: str) -> Checkpoint:
+Trust = VerifierKey | Policy
+"""The log's key alone, or a tlog-policy: the log keys and the witness quorum."""
+
+
+def trusted_checkpoint(note: str, trust: Trust) -> tuple[Checkpoint, list[str]]:
+    """The checkpoint a note signs, and the policy witnesses that cosigned it."""
+    if isinstance(trust, Policy):
+        return trust.verify(note)
+    return verify_signed_note(note, trust), []
+
+
+def _signed(note: str, trust: Trust, what: str) -> tuple[Checkpoint, list[str]]:
     try:
-        return verify_signed_note(note, verifier)
+        return trusted_checkpoint(note, trust)
     except CheckpointError as error:
         raise BundleError(f"{what}: {error}") from error
 
 
-def verify_bundle(
-    bundle: Any, verifier: VerifierKey, trusted_note: str | None = None
-) -> BundleReport:
+def verify_bundle(bundle: Any, trust: Trust, trusted_note: str | None = None) -> BundleReport:
     """Check everything a bundle claims, offline; raise BundleError naming what failed.
 
     Both formats are read; anything the format does not define is refused, so nothing a
@@ -163,7 +174,7 @@ def verify_bundle(
     container_id = bundle.get("container_id")
     if not isinstance(container_id, str):
         raise BundleError("the bundle's container_id is not a string")
-    checkpoint = _signed(str(bundle.get("checkpoint", "")), verifier, "checkpoint")
+    checkpoint, cosigned = _signed(str(bundle.get("checkpoint", "")), trust, "checkpoint")
 
     records = bundle.get("entries")
     if not isinstance(records, list) or not records:
@@ -191,7 +202,7 @@ def verify_bundle(
 
     trusted_size = None
     if trusted_note is not None:
-        trusted = _signed(trusted_note, verifier, "trusted checkpoint")
+        trusted, _ = _signed(trusted_note, trust, "trusted checkpoint")
         trusted_size = trusted.tree_size
         if trusted.tree_size > checkpoint.tree_size:
             raise BundleError(
@@ -213,7 +224,9 @@ def verify_bundle(
                 check_consistency(trusted, checkpoint, proof)
             except VerificationError as error:
                 raise BundleError(str(error)) from error
-    return BundleReport(container_id, len(entries), head.seq, checkpoint, trusted_size)
+    return BundleReport(
+        container_id, len(entries), head.seq, checkpoint, trusted_size, tuple(cosigned)
+    )
 
 
 def _check_tlog_proof(text: Any, head: RecordedEntry, inclusion: list[bytes], note: str) -> None:
@@ -238,11 +251,10 @@ class EntryProofReport:
     seq: int
     checkpoint: Checkpoint
     document: dict[str, Any]
+    cosigned_by: tuple[str, ...] = ()
 
 
-def verify_tlog_proof(
-    text: str, verifier: VerifierKey, entry: bytes | None = None
-) -> EntryProofReport:
+def verify_tlog_proof(text: str, trust: Trust, entry: bytes | None = None) -> EntryProofReport:
     """A c2sp.org/tlog-proof of one entry: ``E`` from its extra data or given as ``entry``."""
     try:
         proof = parse_tlog_proof(text)
@@ -267,12 +279,12 @@ def verify_tlog_proof(
             f"the tlog-proof's index {proof.index} is not the entry's seq {parsed.seq}"
         )
     try:
-        checkpoint = verify_signed_note(proof.checkpoint, verifier)
+        checkpoint, cosigned = trusted_checkpoint(proof.checkpoint, trust)
     except CheckpointError as error:
         raise VerificationError(f"checkpoint: {error}") from error
     # parse_served_entry took the hash of the canonical form, which is ``data``: the leaf.
     check_inclusion(parsed, checkpoint, list(proof.proof))
-    return EntryProofReport(parsed.seq, checkpoint, document)
+    return EntryProofReport(parsed.seq, checkpoint, document, tuple(cosigned))
 
 
 # --- the whole ledger -------------------------------------------------------------------------

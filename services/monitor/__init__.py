@@ -1,0 +1,1 @@
+"""Following a transparency log from outside (docs/verifiable-log.md)."""
