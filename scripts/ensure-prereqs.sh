@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local stack needs and the machine lacks: Java 17+, Maven, the PostgreSQL
-# server binaries, Python 3.11 venv support, Chromium (the web UI's browser tests) and wrk (the
-# benchmarks' load generator). Uses apt-get when run as root; otherwise it names the packages.
+# server binaries, Python 3.11 venv support, Chromium (the web UI's browser tests), wrk (the
+# benchmarks' load generator) and openssh-client (the witness's key agent). Uses apt-get when
+# run as root; otherwise it names the packages.
 set -euo pipefail
 
 missing=()
@@ -14,6 +15,9 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # HTTP load generator for the benchmarks (bench/).
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# The litewitness witness keeps its key in an ssh-agent. It is built with Go >= 1.24, which this
+# kind of machine has (Debian's golang-go is older); `custody stack up` says so if go is missing.
+command -v ssh-agent >/dev/null 2>&1 || missing+=(openssh-client)
 
 if ((${#missing[@]} == 0)); then
   exit 0
