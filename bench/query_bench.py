@@ -1,4 +1,5 @@
-"""Auditor queries at scale (trail, search, inclusion proof, bundle) and Merkle append cost."""
+"""Auditor queries at scale (trail, search, inclusion proof, bundle, log tiles), the monitor's
+catch-up and Merkle append cost."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
+import httpx
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -24,9 +26,12 @@ from services.ledger.adapters.merkle_log import tree_size
 from services.ledger.adapters.merkle_store import append_leaves
 from services.ledger.consumer.decode import decode
 from services.ledger.domain.custody import CustodyRules
+from services.ledger.domain.integrity.checkpoint import VerifierKey
+from services.ledger.domain.integrity.tiles import encode_index
 from services.ledger.domain.messages import IncomingMessage
 from services.ledger.service.append import LedgerAppender
 from services.ledger.service.checkpointer import Checkpointer
+from services.monitor.follower import LogFollower, MonitorState
 from services.registry.principals import ApiRole
 from services.registry.store import RegistryStore
 from services.settings import Settings
@@ -110,6 +115,16 @@ def settle(settings: Settings) -> float:
     return time.perf_counter() - started
 
 
+def monitor_catch_up(url: str, token: str, key: VerifierKey) -> float:
+    """Entries a second ``custody monitor`` checks on its first run over the whole log."""
+    with httpx.Client(
+        base_url=f"{url}/log/", headers={"Authorization": f"Bearer {token}"}, timeout=60
+    ) as client:
+        started = time.perf_counter()
+        report = LogFollower(client, key, entries=True).follow(MonitorState())
+        return report.entries_checked / (time.perf_counter() - started)
+
+
 def write_paths(folder: Path, name: str, paths: list[str]) -> Path:
     target = folder / f"{name}.paths"
     target.write_text("\n".join(paths) + "\n")
@@ -122,9 +137,10 @@ def run(
     settings = stack.settings(ledger_port=free_port(), registry_cache_s=TOKEN_CACHE_S)
     load_rate = load_ledger(settings, containers)
     engine = make_engine(settings.database_url, pool_size=1)
+    log_key = Ed25519PrivateKey.generate()
     Checkpointer(
         engine,
-        Ed25519PrivateKey.generate(),
+        log_key,
         origin=settings.log_origin,
         interval_s=1,
         every_entries=1,
@@ -144,8 +160,10 @@ def run(
     log = logs / "ledger.log"
     process = start_service(settings, "ledger", log)
     figures: dict[str, list[tuple[float, float]]] = {
-        k: [] for k in ("trail", "search", "proof", "bundle")
+        k: [] for k in ("trail", "search", "proof", "bundle", "tile", "entries")
     }
+    entries = containers * EVENTS_PER_CONTAINER
+    full_tiles = {level: entries // 256 ** (level + 1) for level in (0, 1)}
     requests = dict.fromkeys(figures, 0)
     try:
         ready(url, process, log)
@@ -159,6 +177,15 @@ def run(
                 "search": ["/v1/containers?state=processed&custodian=plant-a&limit=50"],
                 "proof": [f"/v1/events/{rng.choice(event_ids)}/proof" for _ in trails],
                 "bundle": [f"{path}/bundle" for path in trails],
+                "tile": [
+                    f"/log/tile/{level}/{encode_index(rng.randrange(full_tiles[level]))}"
+                    for level in (0, 0, 0, 1)
+                    for _ in range(1250)
+                ],
+                "entries": [
+                    f"/log/tile/entries/{encode_index(rng.randrange(entries // 256))}"
+                    for _ in range(5000)
+                ],
             }
             return {name: write_paths(logs, name, items) for name, items in kinds.items()}
 
@@ -173,10 +200,13 @@ def run(
                 + ", ".join(f"{k} p99 {v[-1][1]:.1f} ms" for k, v in figures.items()),
                 flush=True,
             )
+        catch_up = monitor_catch_up(
+            url, token, VerifierKey(settings.log_origin, log_key.public_key())
+        )
+        print(f"  monitor catch-up: {catch_up:,.0f} entries/s", flush=True)
         rss = peak_rss_mb(process.pid)
     finally:
         stop_process(process)
-    entries = containers * EVENTS_PER_CONTAINER
     scale = (
         f"{entries:,} entries over {containers:,} containers; wrk, one connection, {seconds} s/run"
     )
@@ -193,6 +223,8 @@ def run(
         "search": "container search",
         "proof": "inclusion proof",
         "bundle": "bundle",
+        "tile": "hash tile (/log/tile/0 and /1)",
+        "entries": "entry bundle (/log/tile/entries)",
     }
     for name, label in labels.items():
         result.append(
@@ -220,6 +252,14 @@ def run(
             merkle,
             higher_is_better=False,
             note=f"2,000 leaves appended at tree size {entries:,}",
+        )
+    )
+    result.append(
+        Figure(
+            "custody monitor catch-up (re-hash every entry)",
+            "entries/s",
+            [catch_up],
+            note=f"one run from an empty state over {entries:,} entries, with an auditor token",
         )
     )
     result.append(Figure("ledger API peak RSS", "MB", [rss], higher_is_better=False))
