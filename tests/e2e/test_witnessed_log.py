@@ -49,6 +49,19 @@ def witness(tmp_path: Path, stack: LiveStack) -> Iterator[LocalWitness]:
     local.stop()
 
 
+def uncosigned_checkpoints(settings: Settings) -> int:
+    engine = create_engine(settings.database_url)
+    with engine.connect() as connection:
+        count: int = connection.execute(
+            text(
+                "SELECT count(*) FROM ledger.checkpoints AS k WHERE NOT EXISTS "
+                "(SELECT 1 FROM ledger.cosignatures AS c WHERE c.tree_size = k.tree_size)"
+            )
+        ).scalar_one()
+    engine.dispose()
+    return count
+
+
 def dropoffs(count: int, base: datetime) -> list[dict[str, Any]]:
     return [
         ev.event("dropoff", ev.unique_container("WL"), 0, base=base, chemistry="li_ion")
@@ -132,6 +145,9 @@ def test_every_checkpoint_is_witnessed_and_the_log_can_be_followed_from_outside(
         assert "300 new entries re-hashed" in result.stdout
         post(dropoffs(200, base))
         wait_for(lambda: cosigned_at(500), what="the witness's cosignature at size 500")
+        wait_for(
+            lambda: uncosigned_checkpoints(settings) == 0, what="a cosignature of every checkpoint"
+        )
         result = custody(settings, *monitor)
         assert result.returncode == 0, result.stderr
         assert "consistent with size 300 seen before" in result.stdout

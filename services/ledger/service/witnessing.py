@@ -24,9 +24,16 @@ from services.ledger.adapters import tables
 from services.ledger.adapters.merkle_log import consistency_between, latest_checkpoint
 from services.ledger.adapters.witness_client import Conflict, Cosigned, add_checkpoint
 from services.ledger.domain.integrity.checkpoint import CheckpointError
-from services.ledger.domain.integrity.cosignature import Witness, WitnessKey, verify_cosignature
+from services.ledger.domain.integrity.cosignature import (
+    Witness,
+    WitnessKey,
+    note_body,
+    verify_cosignature,
+)
 
 log = logging.getLogger("custody.witnessing")
+ROUND_LIMIT = 100
+"""Checkpoints submitted to one witness per round; a witness far behind catches up over rounds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +93,7 @@ class Witnessing:
                     self.states[name].cosigned_size = int(size)
 
     def round(self, client: httpx.Client) -> None:
-        """Ask every witness that is behind to cosign the newest checkpoint."""
+        """Ask every witness that is behind to cosign each checkpoint it has not, oldest first."""
         with self._engine.connect() as connection:
             latest = latest_checkpoint(connection)
         if latest is None:
@@ -94,16 +101,27 @@ class Witnessing:
         metrics = witness_metrics()
         for state in self.states.values():
             name = state.witness.name
-            if state.cosigned_size < latest.checkpoint.tree_size:
-                try:
-                    self._submit(client, state, latest.checkpoint.tree_size, latest.note)
-                    state.last_error = None
-                except (httpx.HTTPError, CheckpointError, LookupError) as error:
-                    state.last_error = str(error) or type(error).__name__
-                    metrics.failures.labels(name).inc()
-                    log.warning("witness %s: %s", name, state.last_error)
+            try:
+                for size, note in self._unwitnessed(state.cosigned_size):
+                    self._submit(client, state, size, note)
+                state.last_error = None
+            except (httpx.HTTPError, CheckpointError, LookupError) as error:
+                state.last_error = str(error) or type(error).__name__
+                metrics.failures.labels(name).inc()
+                log.warning("witness %s: %s", name, state.last_error)
             metrics.cosigned_size.labels(name).set(state.cosigned_size)
             metrics.lag.labels(name).set(latest.checkpoint.tree_size - state.cosigned_size)
+
+    def _unwitnessed(self, after: int) -> list[tuple[int, str]]:
+        k = tables.checkpoints.c
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(k.tree_size, k.note)
+                .where(k.tree_size > after)
+                .order_by(k.tree_size)
+                .limit(ROUND_LIMIT)
+            ).all()
+        return [(int(size), str(note)) for size, note in rows]
 
     def _submit(self, client: httpx.Client, state: WitnessState, size: int, note: str) -> None:
         witness = state.witness
@@ -113,9 +131,17 @@ class Witnessing:
             with self._engine.connect() as connection:
                 proof = consistency_between(connection, old, size) if 0 < old < size else []
             answer = add_checkpoint(client, witness.url, old, proof, note)
-            if isinstance(answer, Conflict) and answer.size != old and answer.size <= size:
+            if isinstance(answer, Conflict) and answer.size != old and answer.size < size:
                 old = answer.size
                 continue
+            if isinstance(answer, Conflict) and answer.size >= size:
+                # The witness has cosigned this size or a later one already (its cosignature
+                # was not kept here): it will not cosign this one again, so move on.
+                log.warning(
+                    "witness %s is at size %d; not asked for %d", witness.name, answer.size, size
+                )
+                state.cosigned_size = max(state.cosigned_size, min(answer.size, size))
+                return
             if not isinstance(answer, Cosigned):
                 raise CheckpointError(f"the witness answered {answer}")
             self._store(state, size, note, answer.lines)
@@ -123,7 +149,7 @@ class Witnessing:
         raise CheckpointError("the witness kept answering 409")
 
     def _store(self, state: WitnessState, size: int, note: str, lines: list[str]) -> None:
-        body = note.partition("\n\n")[0] + "\n"
+        body = note_body(note)
         key = state.witness.key
         for line in lines:
             try:
