@@ -18,12 +18,14 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from services.db.engine import make_engine, ping
+from services.ingest.adapters.capture_jobs import PostgresCaptureJobs
 from services.ingest.adapters.correction_targets import LedgerCorrectionTargets
 from services.ingest.adapters.producer import EventProducer
 from services.ingest.adapters.shared_runtime import shared_bucket_table
 from services.ingest.api.app import IngestContext
 from services.ingest.api.app import create_app as create_ingest_app
 from services.ingest.domain.rate_limit import DeviceRateLimiter, RateLimit
+from services.ingest.service.capture import CaptureLimits
 from services.ledger.adapters.append_unit_of_work import PostgresAppendUnitOfWork, stored_offsets
 from services.ledger.adapters.dead_letters import KafkaDeadLetters
 from services.ledger.adapters.entries_statistics import EntriesStatistics
@@ -127,6 +129,11 @@ def build_ingest_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         max_batch_events=settings.max_batch_events,
         rate_limiter=limiter,
+        capture_jobs=PostgresCaptureJobs(engine),
+        capture_limits=CaptureLimits(
+            max_events=settings.epcis_capture_max_events,
+            max_bytes=settings.epcis_capture_max_bytes,
+        ),
     )
     checks = {
         "database": database_check(lambda: ping(engine)),

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
     )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     max_batch_events: Annotated[int, Field(ge=1, le=10_000)] = 500
+    epcis_capture_max_events: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=10_000, description="GS1-EPCIS-Capture-Limit: events per POST /epcis/capture."
+    )
+    epcis_capture_max_bytes: Annotated[int, Field(ge=1024)] = Field(
+        default=32 * 1024 * 1024,
+        description="GS1-EPCIS-Capture-File-Size-Limit: bytes per POST /epcis/capture.",
+    )
     produce_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
     registry_cache_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
     rate_limit_per_device: Annotated[float, Field(ge=0)] = Field(

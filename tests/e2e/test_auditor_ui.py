@@ -22,9 +22,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from rich.console import Console
 from sqlalchemy import text
 
+from services.contract.epcis_identifiers import container_uri
 from services.db.engine import make_engine
 from services.ledger.adapters.signing_keys import create_key
-from services.ledger.domain.epcis_identifiers import container_uri
 from services.registry.store import RegistryStore
 from services.settings import Settings
 from services.simulation.runner import simulate

@@ -11,6 +11,7 @@ at all (Standard Webhooks signatures; their own test is at the end): no column o
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from services.bootstrap import build_ingest_app, build_ledger_api
+from services.contract.epcis_identifiers import container_uri, location_uri
 from services.ledger.domain.integrity.tiles import TileRef, tile_ref_for_size
 from services.registry.store import new_webhook_secret
 from tests.support import events as ev
@@ -54,6 +56,11 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     ("ingest", "POST", "/v1/events"): ("bearer", DEVICES),
     ("ingest", "POST", "/v1/events/batch"): ("bearer", DEVICES),
     ("ingest", "POST", "/v1/webhooks/plants/{party_id}"): ("signature", NOBODY),
+    ("ingest", "OPTIONS", "/epcis/capture"): ("public", EVERYONE),
+    ("ingest", "POST", "/epcis/capture"): ("bearer", DEVICES),
+    ("ingest", "POST", "/epcis/events"): ("bearer", DEVICES),
+    ("ingest", "GET", "/epcis/capture"): ("bearer", DEVICES),
+    ("ingest", "GET", "/epcis/capture/{capture_id}"): ("bearer", DEVICES),
     # ledger: operations and documentation
     ("ledger", "GET", "/openapi.json"): ("public", EVERYONE),
     ("ledger", "GET", "/docs"): ("public", EVERYONE),
@@ -110,6 +117,7 @@ class Env:
     recorded: RecordedLedger
     clients: dict[Service, TestClient]
     tokens: dict[str, str | None]
+    capture_ids: dict[str, str]  # a capture job of each device's own party
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +138,16 @@ def env(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         TestClient(build_ingest_app(settings), follow_redirects=False) as ingest,
         TestClient(build_ledger_api(settings), follow_redirects=False) as ledger,
     ):
-        yield Env(recorded, {"ingest": ingest, "ledger": ledger}, tokens)
+        capture_ids = {}
+        for credential in ("site_device", "hauler_device", "plant_device"):
+            response = ingest.post(
+                "/epcis/capture",
+                json=epcis_document(epcis_incident()),
+                headers={"Authorization": f"Bearer {tokens[credential]}"},
+            )
+            assert response.status_code == 202, response.text
+            capture_ids[credential] = response.json()["captureID"]
+        yield Env(recorded, {"ingest": ingest, "ledger": ledger}, tokens, capture_ids)
 
 
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:
@@ -191,9 +208,43 @@ def request(env: Env, service: Service, method: str, path: str, credential: str)
         kwargs["json"] = incident()
     elif path == "/v1/events/batch":
         kwargs["json"] = {"events": [incident()]}
+    elif path == "/epcis/capture" and method == "POST":
+        kwargs["json"] = epcis_document(epcis_incident())
+    elif path == "/epcis/events":
+        kwargs["json"] = epcis_incident()
+    elif path == "/epcis/capture/{capture_id}":
+        url = f"/epcis/capture/{env.capture_ids.get(credential, uuid.uuid4())}"
     client = env.clients[service]
     response: httpx.Response = client.request(method, url, headers=headers, **kwargs)
     return response
+
+
+def epcis_incident() -> dict[str, Any]:
+    """An incident as an EPCIS event (every party may post one)."""
+    return {
+        "type": "ObjectEvent",
+        "eventTime": ev.at(1),
+        "eventTimeZoneOffset": "+00:00",
+        "epcList": [container_uri(ev.unique_container("AZ"))],
+        "action": "OBSERVE",
+        "bizStep": "inspecting",
+        "disposition": "damaged",
+        "readPoint": {"id": location_uri("site-a:dock")},
+        "bc:description": "dented lid",
+    }
+
+
+def epcis_document(*events: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "@context": [
+            "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld",
+            {"bc": "https://battery-custody.example/epcis/"},
+        ],
+        "type": "EPCISDocument",
+        "schemaVersion": "2.0",
+        "creationDate": ev.at(2),
+        "epcisBody": {"eventList": list(events)},
+    }
 
 
 def incident() -> dict[str, Any]:
@@ -230,7 +281,7 @@ def test_only_the_expected_credentials_get_in(
             assert response.headers["location"] == "/ui/"
             assert "custody_ui_token=bca_" in response.headers["set-cookie"]
         elif how == "public":
-            assert response.status_code in (200, 303), answer  # signing out redirects
+            assert response.status_code in (200, 204, 303), answer  # signing out redirects
         else:
             assert response.status_code in (200, 202), answer
         return

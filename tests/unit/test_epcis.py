@@ -19,13 +19,15 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from jsonschema import Draft7Validator, FormatChecker
+from jsonschema import Draft7Validator
 
 from services.contract import Origin, OriginKind, parse_event
+from services.contract.epcis_identifiers import container_uri, event_uri, party_uri
+from services.contract.epcis_schema import DOCUMENT_SCHEMA
+from services.contract.epcis_schema import validator as epcis_validator
 from services.contract.events import Correction
 from services.ledger.domain.custody import CustodyTrail, reconstruct
 from services.ledger.domain.entries import RecordedEntry
-from services.ledger.domain.epcis_identifiers import container_uri, event_uri, party_uri
 from services.ledger.rendering.epcis import EPCIS_CONTEXT, EXTENSION_CONTEXT, epcis_document
 from services.simulation.scenario import Scenario, ScenarioConfig, build_scenario
 
@@ -45,42 +47,6 @@ EXPECTED: dict[str, tuple[str, str, str, str | None]] = {
     "incident": ("ObjectEvent", "OBSERVE", "inspecting", "damaged"),
 }
 
-# --- format checks the schema relies on ----------------------------------------------------------
-
-_URI_CHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})"
-_URI = re.compile(rf"^[A-Za-z][A-Za-z0-9+.\-]*:{_URI_CHAR}*(?:#{_URI_CHAR}*)?$")
-_DATE_TIME = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))$"
-)
-
-
-def is_uri(value: object) -> bool:
-    """An absolute URI (RFC 3986): a scheme, then only URI characters and %-escapes."""
-    return not isinstance(value, str) or bool(_URI.match(value))
-
-
-def is_date_time(value: object) -> bool:
-    """An RFC 3339 date-time with a real date, a real time and an offset."""
-    if not isinstance(value, str):
-        return True
-    match = _DATE_TIME.match(value)
-    if match is None:
-        return False
-    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
-    try:
-        datetime(year, month, day, hour, minute, min(second, 59))
-    except ValueError:
-        return False
-    offset_hours, offset_minutes = match.group(8), match.group(9)
-    return offset_hours is None or (int(offset_hours) <= 23 and int(offset_minutes) <= 59)
-
-
-def format_checker() -> FormatChecker:
-    checker = FormatChecker(formats=())
-    checker.checks("uri")(is_uri)
-    checker.checks("date-time")(is_date_time)
-    return checker
-
 
 @pytest.fixture(scope="module")
 def validator() -> Draft7Validator:
@@ -89,10 +55,12 @@ def validator() -> Draft7Validator:
             f"the GS1 EPCIS 2.0 JSON Schema is missing at {SCHEMA_FILE}: the shared/ folder "
             "with standards/epcis/ must sit beside the checkout"
         )
-    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
-    Draft7Validator.check_schema(schema)
-    return Draft7Validator(schema, format_checker=format_checker())
+    shipped = json.loads(DOCUMENT_SCHEMA.read_text(encoding="utf-8"))
+    assert shipped == json.loads(SCHEMA_FILE.read_text(encoding="utf-8")), (
+        "services/contract/gs1/ must hold GS1's schema unchanged"
+    )
+    assert shipped["$schema"] == "http://json-schema.org/draft-07/schema#"
+    return epcis_validator(DOCUMENT_SCHEMA)
 
 
 def schema_errors(validator: Draft7Validator, document: dict[str, Any]) -> list[str]:

@@ -9,10 +9,10 @@ from uuid import uuid4
 import pytest
 
 from services.contract import Origin, OriginKind, parse_event
+from services.contract.epcis_identifiers import container_uri, location_uri
 from services.contract.events import EventType
 from services.ledger.domain.custody import TrailEvent
 from services.ledger.domain.entries import RecordedEntry
-from services.ledger.domain.epcis_identifiers import container_uri, location_uri
 from services.ledger.domain.event_filter import (
     BIZ_STEP_TYPES,
     NO_BIZ_LOCATION,

@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 from services.contract.events import ScanEvent
 from services.contract.json_schemas import BatchRequest
 from services.ingest.api.deps import IngestContext
+from services.ingest.api.epcis import router as epcis_router
 from services.ingest.api.errors import install_error_handlers
 from services.ingest.api.events import router as events_router
 from services.ingest.api.webhooks import router as webhooks_router
@@ -31,6 +32,7 @@ def create_app(context: IngestContext, checks: dict[str, ReadinessCheck]) -> Fas
     app.state.ingest = context
     app.include_router(events_router)
     app.include_router(webhooks_router)
+    app.include_router(epcis_router)
     install_openapi(
         app,
         {

@@ -11,6 +11,12 @@ from fastapi.security import HTTPAuthorizationCredentials
 from services.ingest.domain.errors import Forbidden
 from services.ingest.domain.rate_limit import DeviceRateLimiter
 from services.ingest.service.admission import Admission, CorrectionTargets, Producer
+from services.ingest.service.capture import (
+    DEFAULT_CAPTURE_LIMITS,
+    Capture,
+    CaptureJobs,
+    CaptureLimits,
+)
 from services.registry.principals import Device
 from services.registry.store import RegistryStore
 from services.web.auth import DEVICE_TOKEN, authenticate_request
@@ -24,6 +30,8 @@ class IngestContext:
     max_body_bytes: int
     max_batch_events: int
     rate_limiter: DeviceRateLimiter | None = None
+    capture_jobs: CaptureJobs | None = None
+    capture_limits: CaptureLimits = DEFAULT_CAPTURE_LIMITS
 
 
 def context_of(request: Request) -> IngestContext:
@@ -45,6 +53,20 @@ def admission_of(request: Request) -> Admission:
             max_batch_events=context.max_batch_events,
         )
     return admission
+
+
+def capture_of(request: Request) -> Capture:
+    """The EPCIS capture use case, built with the admission use case it admits events through."""
+    state = request.app.state
+    capture: Capture | None = getattr(state, "capture", None)
+    if capture is None:
+        context = context_of(request)
+        if context.capture_jobs is None:
+            raise RuntimeError("this ingest app was built without a capture-job store")
+        capture = state.capture = Capture(
+            admission_of(request), context.capture_jobs, context.capture_limits
+        )
+    return capture
 
 
 async def current_device(

@@ -243,8 +243,19 @@ class Admission:
             retry_after_s=seconds,
         )
 
-    async def admit(self, poster: Device, raw: object, path: str = "") -> CustodyEvent:
-        """Validate and authorise one event; field paths start at ``path``."""
+    async def admit(
+        self,
+        poster: Device,
+        raw: object,
+        path: str = "",
+        *,
+        pending: Mapping[UUID, str] | None = None,
+    ) -> CustodyEvent:
+        """Validate and authorise one event; field paths start at ``path``.
+
+        ``pending``: events admitted earlier in the same request, by event id, with the party
+        that posts them; a correction may correct one of them (they are produced in order).
+        """
         try:
             event = parse_event(raw)
         except ValidationError as error:
@@ -256,8 +267,8 @@ class Admission:
             raise Invalid.at(field_path, f"unknown party {error.party_id!r}") from error
         corrected_poster = None
         if isinstance(event, Correction):
-            corrected_poster = await anyio.to_thread.run_sync(
-                self.corrections.poster_of, event.corrects_event_id
+            corrected_poster = (pending or {}).get(event.corrects_event_id) or (
+                await anyio.to_thread.run_sync(self.corrections.poster_of, event.corrects_event_id)
             )
         try:
             check_may_post(poster, event, corrected_poster=corrected_poster)

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from services.contract.epcis_identifiers import NAMESPACE, RECEIVING_ROLES
 from services.contract.events import EventType
-from services.ledger.domain.epcis_identifiers import NAMESPACE, RECEIVING_ROLES
 
 BIZ_STEP_TYPES: dict[str, frozenset[EventType]] = {
     "collecting": frozenset({EventType.DROPOFF}),

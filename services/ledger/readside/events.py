@@ -8,11 +8,11 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Engine, and_, false, not_, or_, select
 
+from services.contract.epcis_identifiers import RECEIVING_ROLES
 from services.contract.events import EventType
 from services.ledger.adapters import tables
 from services.ledger.adapters.entry_rows import recorded_entry
 from services.ledger.domain.entries import RecordedEntry
-from services.ledger.domain.epcis_identifiers import RECEIVING_ROLES
 from services.ledger.domain.event_filter import NO_BIZ_LOCATION, EpcMatch, StepSelection
 
 

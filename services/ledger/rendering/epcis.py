@@ -30,6 +30,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.contract.epcis_identifiers import (
+    NAMESPACE,
+    RECEIVING_ROLES,
+    battery_class_uri,
+    container_uri,
+    device_uri,
+    event_uri,
+    location_uri,
+    party_uri,
+    receipt_uri,
+    shipment_uri,
+)
 from services.contract.events import (
     Condition,
     Correction,
@@ -43,18 +55,6 @@ from services.contract.events import (
     Sealed,
 )
 from services.ledger.domain.custody import CustodyTrail, TrailEvent
-from services.ledger.domain.epcis_identifiers import (
-    NAMESPACE,
-    RECEIVING_ROLES,
-    battery_class_uri,
-    container_uri,
-    device_uri,
-    event_uri,
-    location_uri,
-    party_uri,
-    receipt_uri,
-    shipment_uri,
-)
 from services.ledger.domain.integrity.hashing import format_instant
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
