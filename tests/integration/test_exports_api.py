@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from jsonschema import Draft7Validator
 from sqlalchemy import text
 
 from services.bootstrap import build_consumer, build_ingest_app, build_ledger_api
+from services.contract.epcis_schema import DOCUMENT_SCHEMA
+from services.contract.epcis_schema import validator as epcis_validator
 from services.db.engine import make_engine
 from services.ledger.rendering.csv_export import TRAIL_COLUMNS
 from services.settings import Settings
@@ -27,7 +28,7 @@ from tests.support import events as ev
 from tests.support.network import Network, register_network
 from tests.support.stack import LiveStack
 from tests.support.waiting import wait_for
-from tests.unit.test_epcis import SCHEMA_FILE, format_checker, schema_errors
+from tests.unit.test_epcis import schema_errors
 
 pytestmark = pytest.mark.integration
 
@@ -52,10 +53,7 @@ def consumer(env: tuple[Settings, Network]) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def validator() -> Draft7Validator:
-    if not SCHEMA_FILE.is_file():
-        pytest.fail(f"the GS1 EPCIS 2.0 JSON Schema is missing at {SCHEMA_FILE}")
-    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
-    return Draft7Validator(schema, format_checker=format_checker())
+    return epcis_validator(DOCUMENT_SCHEMA)
 
 
 def entry_count(settings: Settings, container_id: str) -> int:
