@@ -12,7 +12,7 @@ when it is done.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -215,7 +215,3 @@ def _refusal(index: int, refused: Refused) -> list[dict[str, str]]:
             for item in refused.errors
         ]
     return [{"path": _event_path(index, ""), "message": refused.detail}]
-
-
-def jobs_json(jobs: Sequence[CaptureJob]) -> list[Mapping[str, Any]]:
-    return [job.as_json() for job in jobs]
