@@ -29,6 +29,7 @@ from services.ingest.service.capture import CaptureLimits
 from services.ledger.adapters.append_unit_of_work import PostgresAppendUnitOfWork, stored_offsets
 from services.ledger.adapters.dead_letters import KafkaDeadLetters
 from services.ledger.adapters.entries_statistics import EntriesStatistics
+from services.ledger.adapters.epcis_queries import EpcisQueryStore
 from services.ledger.adapters.kafka_source import KafkaSource
 from services.ledger.adapters.signing_keys import load_private_key, load_verifier, verifier_path
 from services.ledger.api.app import create_app as create_ledger_app
@@ -37,9 +38,11 @@ from services.ledger.consumer.runner import LedgerConsumer
 from services.ledger.domain.custody import CustodyRules
 from services.ledger.domain.delivery_policy import RetryPolicy
 from services.ledger.readside import ReadSide
+from services.ledger.readside.events import EventQueries
 from services.ledger.service.append import LedgerAppender
 from services.ledger.service.checkpointer import Checkpointer
 from services.ledger.service.notifier import Notifier
+from services.ledger.service.subscriptions import SubscriptionDelivery, SubscriptionTiming
 from services.ledger.service.witnessing import Witnessing, parse_witnesses
 from services.logging_setup import configure_logging
 from services.process_tuning import tune_for_throughput
@@ -161,6 +164,7 @@ def build_ledger_api(settings: Settings | None = None) -> FastAPI:
         ReadSide(engine, custody_rules(settings)),
         {"database": database_check(lambda: ping(engine))},
         lambda: load_verifier(key_file),
+        EpcisQueryStore(engine),
     )
     return _disposing(app, engine.dispose)
 
@@ -226,6 +230,24 @@ def build_notifier(resources: Resources) -> Notifier:
         poll_s=settings.notifier_poll_s,
         concurrency=settings.notifier_concurrency,
         rng=random.Random(settings.notifier_jitter_seed or None),
+    )
+
+
+def build_subscription_delivery(resources: Resources) -> SubscriptionDelivery:
+    """EPCIS subscriptions, delivered by the notifier process beside plant notifications."""
+    settings = resources.settings
+    engine = resources.engine("custody-subscriptions", pool_size=2)
+    scale = settings.notifier_time_scale
+    return SubscriptionDelivery(
+        engine,
+        EventQueries(engine, custody_rules(settings)),
+        resources.registry(),
+        timeout_s=settings.notifier_timeout_s,
+        timing=SubscriptionTiming(
+            idle_s=min(settings.notifier_poll_s, 0.5),
+            retry_base_s=1.0 * scale,
+            retry_max_s=300.0 * scale,
+        ),
     )
 
 

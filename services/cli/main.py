@@ -28,6 +28,7 @@ from services.bootstrap import (
     build_checkpointer,
     build_consumer,
     build_notifier,
+    build_subscription_delivery,
     checkpointer_checks,
     consumer_checks,
     custody_rules,
@@ -154,6 +155,15 @@ def run_until_signalled(run: Callable[[threading.Event], None], logger: str) -> 
     run(stop)
 
 
+def run_together(stop: threading.Event, *runs: Callable[[threading.Event], None]) -> None:
+    """Each ``run`` in a thread of its own until ``stop``; returns once all have returned."""
+    threads = [threading.Thread(target=run, args=(stop,), daemon=True) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 @contextmanager
 def ops_endpoint(
     settings: Settings, port: int, checks: Mapping[str, ReadinessCheck]
@@ -209,7 +219,12 @@ def serve_worker(service: Service, opened: Resources) -> None:
     elif service is Service.NOTIFIER:
         checks = worker_checks(opened, "notifier")
         with ops_endpoint(settings, settings.notifier_ops_port, checks):
-            run_until_signalled(build_notifier(opened).run, "custody.notifier")
+            notifier = build_notifier(opened)
+            subscriptions = build_subscription_delivery(opened)
+            run_until_signalled(
+                lambda stop: run_together(stop, notifier.run, subscriptions.run),
+                "custody.notifier",
+            )
     else:
         try:
             checkpointer = build_checkpointer(opened)

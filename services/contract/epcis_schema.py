@@ -18,7 +18,8 @@ from jsonschema import Draft7Validator, FormatChecker
 
 GS1_FILES = Path(__file__).resolve().parent / "gs1"
 DOCUMENT_SCHEMA = GS1_FILES / "EPCIS-JSON-Schema.json"
-QUERY_SCHEMA = GS1_FILES / "EPCIS-Query-JSON-Schema-root.json"
+QUERY_SCHEMA = GS1_FILES / "query-schema.json"
+"""The EPCIS query language (a named query's ``query``); answers validate as documents."""
 
 _URI_CHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})"
 _URI = re.compile(rf"^[A-Za-z][A-Za-z0-9+.\-]*:{_URI_CHAR}*(?:#{_URI_CHAR}*)?$")

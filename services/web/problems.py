@@ -41,8 +41,10 @@ class Problem(Exception):
         *,
         errors: Sequence[dict[str, Any]] | None = None,
         headers: Mapping[str, str] | None = None,
+        kind: str = "about:blank",
     ) -> None:
         super().__init__(detail)
+        self.kind = kind
         self.status = status
         self.title = title
         self.detail = detail
@@ -51,7 +53,7 @@ class Problem(Exception):
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         problem: dict[str, Any] = {
-            "type": "about:blank",
+            "type": self.kind,
             "title": self.title,
             "status": self.status,
             "detail": self.detail,

@@ -11,12 +11,10 @@ from fastapi.responses import JSONResponse, Response
 from services.ingest.api.body import read_json
 from services.ingest.api.deps import CurrentDevice, capture_of, context_of
 from services.ingest.domain.capture_job import Behaviour
+from services.web.epcis import VERSION_HEADERS
 from services.web.openapi import problem_responses
 from services.web.problems import Problem
 
-EPCIS_VERSION = "2.0.0"
-CBV_VERSION = "2.0.0"
-VERSION_HEADERS = {"GS1-EPCIS-Version": EPCIS_VERSION, "GS1-CBV-Version": CBV_VERSION}
 _DOCUMENT_BODY = {
     "requestBody": {
         "required": True,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Integer,
@@ -155,4 +156,38 @@ webhook_deliveries = Table(
     Column("duration_ms", Integer, nullable=False),
     Column("next_attempt_at", DateTime(timezone=True)),
     schema="ledger",
+)
+
+# EPCIS named queries and subscriptions (services/ledger/adapters/epcis_queries.py).
+
+epcis_queries = Table(
+    "queries",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("query", JSONB, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    schema="epcis",
+)
+
+epcis_subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("subscription_id", Uuid, primary_key=True),
+    Column("query_name", Text, nullable=False),
+    Column("dest", Text, nullable=False),
+    Column("signature_token", Text),
+    Column("stream", Boolean, nullable=False),
+    Column("schedule", JSONB),
+    Column("report_if_empty", Boolean, nullable=False),
+    Column("initial_record_time", DateTime(timezone=True)),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True)),
+    Column("after_seq", BigInteger, nullable=False),
+    Column("batch_size", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_notified_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    schema="epcis",
 )

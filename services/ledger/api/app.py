@@ -12,9 +12,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from services.contract.events import ContainerId
+from services.ledger.adapters.epcis_queries import EpcisQueryStore
 from services.ledger.adapters.merkle_log import StoredCheckpoint
 from services.ledger.api import deliveries, log
 from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, attachment
+from services.ledger.api.epcis import epcis_router
 from services.ledger.api.event_query import event_query_router
 from services.ledger.api.presenters import anomaly_json, entry_json, trail_json
 from services.ledger.api.reports import MASS_BALANCE_PATH, certificate_path, reports_router
@@ -60,6 +62,7 @@ def create_app(
     read_side: ReadSide,
     checks: dict[str, ReadinessCheck],
     verifier_key: Callable[[], VerifierKey],
+    epcis_queries: EpcisQueryStore,
 ) -> FastAPI:
     app = FastAPI(
         title="Battery Custody — ledger",
@@ -318,6 +321,7 @@ def create_app(
         )
 
     app.include_router(event_query_router(read_side, registry))
+    app.include_router(epcis_router(read_side, registry, epcis_queries))
     reports = ReportRoutes(mass_balance=MASS_BALANCE_PATH, certificate=certificate_path)
     app.include_router(ui_router(registry, read_side, verifier_key, reports))
 

@@ -16,6 +16,7 @@ from pydantic import StringConstraints
 from services.ledger.api.dependencies import Auditor
 from services.ledger.api.presenters import entry_json
 from services.ledger.domain.event_filter import (
+    EventFilter,
     QueryTermError,
     biz_step_of,
     location_id_of,
@@ -24,7 +25,6 @@ from services.ledger.domain.event_filter import (
     split_list,
 )
 from services.ledger.readside import ReadSide
-from services.ledger.readside.events import EventFilter
 from services.registry.store import RegistryStore
 from services.web.cursors import decode_seq_cursor
 from services.web.openapi import problem_responses
@@ -103,10 +103,10 @@ def event_query_router(read_side: ReadSide, registry: RegistryStore) -> APIRoute
                 lt_event_time=_instant("LT_eventTime", lt_event_time),
                 ge_record_time=_instant("GE_recordTime", ge_record_time),
                 lt_record_time=_instant("LT_recordTime", lt_record_time),
-                steps=select_steps(split_list(biz_steps)) if biz_steps else None,
+                selections=(select_steps(split_list(biz_steps)),) if biz_steps else (),
                 biz_locations=tuple(location_id_of(v) for v in biz_locations or ()),
                 read_points=tuple(location_id_of(v) for v in read_points or ()),
-                epcs=match_epcs(split_list(epcs)) if epcs else None,
+                epc_matches=(match_epcs(split_list(epcs)),) if epcs else (),
             )
         except QueryTermError as error:
             raise Problem(422, "Invalid query", str(error)) from error

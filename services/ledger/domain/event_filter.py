@@ -20,10 +20,55 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import unquote
+from uuid import UUID
 
 from services.contract.epcis_identifiers import NAMESPACE, RECEIVING_ROLES
-from services.contract.events import EventType
+from services.contract.events import Condition, EventType
+
+
+@dataclass(frozen=True, slots=True)
+class TypeSelection:
+    """A set of exported event kinds: event types, handoffs by their receiver's role, and
+    receipt acknowledgements by their condition (what a set of bizSteps or dispositions selects).
+    An empty selection selects nothing."""
+
+    event_types: frozenset[EventType]
+    receiving_handoffs: bool = False
+    consigning_handoffs: bool = False
+    receipt_conditions: frozenset[Condition] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class EpcMatch:
+    container_ids: tuple[str, ...]
+    prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Terms over recorded entries; an entry matches when it meets every term given.
+
+    ``selections`` and ``epc_matches`` each hold several terms, all of which must hold; the
+    values inside one term are alternatives.
+    """
+
+    ge_event_time: datetime | None = None
+    lt_event_time: datetime | None = None
+    ge_record_time: datetime | None = None
+    lt_record_time: datetime | None = None
+    selections: tuple[TypeSelection, ...] = ()
+    biz_locations: tuple[str, ...] = ()
+    read_points: tuple[str, ...] = ()
+    epc_matches: tuple[EpcMatch, ...] = ()
+    from_parties: tuple[str, ...] = ()
+    to_parties: tuple[str, ...] = ()
+    shipments: tuple[str, ...] = ()
+    event_ids: tuple[UUID, ...] = ()
+    corrected_only: bool = False
+    """Only events some correction names (whether it is in force is for the trail to say)."""
+
 
 BIZ_STEP_TYPES: dict[str, frozenset[EventType]] = {
     "collecting": frozenset({EventType.DROPOFF}),
@@ -39,6 +84,25 @@ BIZ_STEP_TYPES: dict[str, frozenset[EventType]] = {
 HANDOFF_STEP = {True: "receiving", False: "consigning"}
 """A handoff's bizStep by whether its ``to_party`` has a receiving role (hub or plant)."""
 
+DISPOSITIONS: dict[str, TypeSelection] = {
+    "disposed": TypeSelection(frozenset({EventType.DROPOFF})),
+    "container_closed": TypeSelection(frozenset({EventType.SEALED})),
+    "in_transit": TypeSelection(frozenset({EventType.PICKUP}), consigning_handoffs=True),
+    "in_progress": TypeSelection(
+        frozenset({EventType.INTAKE}),
+        receiving_handoffs=True,
+        receipt_conditions=frozenset({Condition.OK, Condition.DISCREPANCY}),
+    ),
+    "damaged": TypeSelection(
+        frozenset({EventType.INCIDENT}), receipt_conditions=frozenset({Condition.DAMAGED})
+    ),
+    "non_conformant": TypeSelection(
+        frozenset(), receipt_conditions=frozenset({Condition.REJECTED})
+    ),
+    "destroyed": TypeSelection(frozenset({EventType.PROCESSED})),
+}
+"""disposition → the events ``epcis.py`` exports with it."""
+
 NO_BIZ_LOCATION = frozenset({EventType.PICKUP, EventType.PROCESSED, EventType.CORRECTION})
 """Types exported without a bizLocation (and a consigning handoff)."""
 
@@ -49,21 +113,6 @@ _LOCATION_PREFIX = f"{NAMESPACE}location/"
 
 class QueryTermError(ValueError):
     """A query term that cannot be understood; the message says which and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class StepSelection:
-    """What a set of bizSteps selects: event types, and handoffs by their receiver's role."""
-
-    event_types: frozenset[EventType]
-    receiving_handoffs: bool
-    consigning_handoffs: bool
-
-
-@dataclass(frozen=True, slots=True)
-class EpcMatch:
-    container_ids: tuple[str, ...]
-    prefixes: tuple[str, ...]
 
 
 def biz_step_name(value: str) -> str:
@@ -79,14 +128,28 @@ def biz_step_name(value: str) -> str:
     return text
 
 
-def select_steps(values: Iterable[str]) -> StepSelection:
+def select_steps(values: Iterable[str]) -> TypeSelection:
     steps = {biz_step_name(value) for value in values}
     types: set[EventType] = set()
     for step in steps:
         types |= BIZ_STEP_TYPES[step]
-    return StepSelection(
+    return TypeSelection(
         frozenset(types), HANDOFF_STEP[True] in steps, HANDOFF_STEP[False] in steps
     )
+
+
+def select_dispositions(values: Iterable[str]) -> TypeSelection:
+    """The events exported with any of these dispositions (CBV short names of ours)."""
+    types: set[EventType] = set()
+    conditions: set[Condition] = set()
+    receiving = consigning = False
+    for value in values:
+        selection = DISPOSITIONS[value]
+        types |= selection.event_types
+        conditions |= selection.receipt_conditions
+        receiving |= selection.receiving_handoffs
+        consigning |= selection.consigning_handoffs
+    return TypeSelection(frozenset(types), receiving, consigning, frozenset(conditions))
 
 
 def handoff_receiving(to_party: str, party_roles: Mapping[str, str]) -> bool:

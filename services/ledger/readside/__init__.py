@@ -22,7 +22,7 @@ class ReadSide:
     def __init__(self, engine: Engine, rules: CustodyRules) -> None:
         self.containers = ContainerQueries(engine, rules)
         self.proofs = ProofQueries(engine)
-        self.events = EventQueries(engine)
+        self.events = EventQueries(engine, rules)
         self.reports = ReportQueries(engine, rules)
         self.dashboard = DashboardQueries(engine, rules)
         self.deliveries = DeliveryQueries(engine)

@@ -26,9 +26,10 @@ own travel as ``bc:`` extension properties (``EXTENSION_CONTEXT``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from services.contract.epcis_identifiers import (
     NAMESPACE,
@@ -55,6 +56,7 @@ from services.contract.events import (
     Sealed,
 )
 from services.ledger.domain.custody import CustodyTrail, TrailEvent
+from services.ledger.domain.entries import RecordedEntry
 from services.ledger.domain.integrity.hashing import format_instant
 
 EPCIS_CONTEXT = "https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"
@@ -308,4 +310,50 @@ def epcis_document(
         "schemaVersion": "2.0",
         "creationDate": format_instant(created),
         "epcisBody": {"eventList": events},
+    }
+
+
+def epcis_events(
+    entries: Sequence[RecordedEntry],
+    trails: Mapping[str, CustodyTrail],
+    *,
+    party_roles: Mapping[str, str],
+    declared_only: bool = False,
+) -> list[dict[str, Any]]:
+    """Recorded entries as EPCIS events, each with its trail's correction in force and
+    anomalies; corrections are left out (each is its target's ``errorDeclaration``), and with
+    ``declared_only`` so is every event without one."""
+    by_container: dict[str, dict[UUID, TrailEvent]] = {}
+    events = []
+    for entry in entries:
+        container_id = entry.event.container_id
+        if container_id not in by_container:
+            by_container[container_id] = {
+                item.entry.event_id: item for item in trails[container_id].events
+            }
+        by_id = by_container[container_id]
+        item = by_id[entry.event_id]
+        if isinstance(entry.event, Correction):
+            continue
+        correction = by_id.get(item.corrected_by) if item.corrected_by else None
+        if declared_only and correction is None:
+            continue
+        events.append(epcis_event(item, party_roles=party_roles, correction=correction))
+    return events
+
+
+def epcis_query_document(
+    events: list[dict[str, Any]], *, created: datetime, subscription_id: str | None = None
+) -> dict[str, Any]:
+    """An EPCISQueryDocument of a SimpleEventQuery's results (GS1's query schema)."""
+    results: dict[str, Any] = {"queryName": "SimpleEventQuery"}
+    if subscription_id is not None:
+        results["subscriptionID"] = subscription_id
+    results["resultsBody"] = {"eventList": events}
+    return {
+        "@context": [EPCIS_CONTEXT, dict(EXTENSION_CONTEXT)],
+        "type": "EPCISQueryDocument",
+        "schemaVersion": "2.0",
+        "creationDate": format_instant(created),
+        "epcisBody": {"queryResults": results},
     }

@@ -1,0 +1,446 @@
+"""The EPCIS 2.0 query interface: events, resource forms, named queries and subscriptions
+(GS1 EPCIS 2.0 REST bindings; docs/epcis.md). Auditor or admin tokens.
+
+Every answer carries ``GS1-EPCIS-Version`` and ``GS1-CBV-Version``; every problem's ``type``
+is the EPCIS exception (``epcisException:QueryParameterException`` …).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from uuid import UUID, uuid4
+
+import orjson
+from fastapi import APIRouter, Path, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+
+from services.contract.epcis_schema import QUERY_SCHEMA, schema_errors
+from services.ledger.adapters.epcis_queries import EpcisQueryStore, QueryExists, Subscription
+from services.ledger.api.dependencies import Auditor
+from services.ledger.domain.epcis_query import (
+    PAGING,
+    PER_PAGE_MAX,
+    SUPPORTED,
+    QueryParameterError,
+    Terms,
+    event_filter,
+    next_page_token,
+    per_page,
+    query_digest,
+    read_page_token,
+    terms_from_json,
+    terms_from_query_string,
+)
+from services.ledger.domain.epcis_subscription import SubscriptionError, parse_subscription
+from services.ledger.domain.integrity.hashing import format_instant
+from services.ledger.domain.query_schedule import next_fire
+from services.ledger.readside import ReadSide
+from services.ledger.rendering.epcis import epcis_events, epcis_query_document
+from services.registry.store import RegistryStore
+from services.web.epcis import VERSION_HEADERS, epcis_problem
+from services.web.openapi import problem_responses
+from services.web.problems import Problem
+
+QUERY_NAME = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+SUBSCRIPTION_BATCH = 100
+MAX_QUERY_BODY = 64 * 1024
+
+ResourceValue = Annotated[str, Path(max_length=2048, description="The resource's value.")]
+_TIME_PARAMETERS = {"GE_eventTime", "LT_eventTime", "GE_recordTime", "LT_recordTime"}
+
+
+def _parameter_doc(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "maxLength": 2048}
+    if name in _TIME_PARAMETERS:
+        schema["format"] = "date-time"
+    elif name == "EXISTS_errorDeclaration":
+        schema = {"type": "boolean"}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": "EPCIS 2.0 query parameter (docs/epcis.md); list values "
+        "pipe-delimited (a|b).",
+    }
+
+
+_QUERY_PARAMETERS = [
+    *(_parameter_doc(name) for name in SUPPORTED),
+    {
+        "name": "perPage",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": PER_PAGE_MAX, "default": 100},
+    },
+    {
+        "name": "nextPageToken",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 256},
+        "description": "From the previous page's Link header; valid for one hour.",
+    },
+]
+_DOCUMENT = {
+    "description": "An EPCISQueryDocument (GS1's query schema). Paged: the Link header "
+    'names the next page (rel="next") and GS1-Next-Page-Token-Expires its expiry.',
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+_QUERY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: _DOCUMENT,
+    **problem_responses(400, 404),
+}
+_JSON_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+def _query_problem(detail: str) -> Problem:
+    return epcis_problem(400, "QueryParameterException", "Invalid EPCIS query", detail)
+
+
+def _not_found(what: str) -> Problem:
+    return epcis_problem(404, "NoSuchResourceException", "Not found", what)
+
+
+def _query_terms(request: Request) -> dict[str, list[str]]:
+    return terms_from_query_string(request.query_params.multi_items())
+
+
+def _validated_query(query: object) -> dict[str, Any]:
+    """A named query's ``query``: understood by us, and valid against GS1's query schema."""
+    if not isinstance(query, dict):
+        raise epcis_problem(
+            400, "QueryValidationException", "Invalid EPCIS query", "query: give an object"
+        )
+    try:
+        event_filter(terms_from_json(query))
+    except QueryParameterError as error:
+        raise _query_problem(str(error)) from None
+    for name in PAGING & set(query):
+        raise _query_problem(f"query: {name} belongs in the URL of a page, not in a query")
+    as_schema_sees_it = {  # GS1's schema types EXISTS_ parameters as integers, the API as booleans
+        name: int(value) if isinstance(value, bool) else value for name, value in query.items()
+    }
+    errors = schema_errors(as_schema_sees_it, QUERY_SCHEMA)
+    if errors:
+        path, message = errors[0]
+        raise epcis_problem(
+            400,
+            "QueryValidationException",
+            "Invalid EPCIS query",
+            f"query.{path or '(query)'}: {message[:300]}",
+        )
+    return query
+
+
+def _subscription_json(subscription: Subscription) -> dict[str, Any]:
+    """As the bindings show a subscription: never its signatureToken."""
+    shown: dict[str, Any] = {
+        "subscriptionID": str(subscription.subscription_id),
+        "dest": subscription.dest,
+        "createdAt": format_instant(subscription.created_at),
+    }
+    if subscription.stream:
+        shown["stream"] = True
+    else:
+        shown["schedule"] = subscription.schedule
+        shown["reportIfEmpty"] = subscription.report_if_empty
+    if subscription.initial_record_time is not None:
+        shown["initialRecordTime"] = format_instant(subscription.initial_record_time)
+    if subscription.last_notified_at is not None:
+        shown["lastNotifiedAt"] = format_instant(subscription.last_notified_at)
+    shown["signed"] = subscription.signature_token is not None
+    shown["pendingAfterSeq"] = subscription.after_seq
+    if subscription.last_error is not None:
+        shown["lastError"] = subscription.last_error
+        shown["nextAttemptAt"] = format_instant(subscription.next_attempt_at)
+    return shown
+
+
+async def _json_body(request: Request) -> object:
+    raw = await request.body()
+    if len(raw) > MAX_QUERY_BODY:
+        raise epcis_problem(
+            413, "QueryTooLargeException", "Too large", f"the body is over {MAX_QUERY_BODY} bytes"
+        )
+    try:
+        return orjson.loads(raw)
+    except ValueError:
+        raise epcis_problem(
+            400, "ValidationException", "Invalid JSON", "the body is not JSON"
+        ) from None
+
+
+def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQueryStore) -> APIRouter:
+    router = APIRouter(prefix="/epcis", tags=["EPCIS queries"])
+
+    async def answer(request: Request, terms: Terms, resource: str = "") -> JSONResponse:
+        now = datetime.now(UTC)
+        digest = query_digest(terms, resource)
+        try:
+            flt = event_filter(terms)
+            limit = per_page(terms)
+            tokens = terms.get("nextPageToken")
+            after = read_page_token(tokens[0], digest, now) if tokens else None
+        except QueryParameterError as error:
+            raise _query_problem(str(error)) from None
+        roles = await run_in_threadpool(registry.party_roles)
+        page = await run_in_threadpool(
+            lambda: read_side.events.page(
+                flt, party_roles=roles, after_seq=after, limit=limit, now=now
+            )
+        )
+        events = epcis_events(
+            page.entries, page.trails, party_roles=roles, declared_only=flt.corrected_only
+        )
+        headers = dict(VERSION_HEADERS)
+        if len(page.entries) == limit:
+            token = next_page_token(page.entries[-1].seq, digest, now)
+            pairs = [
+                (name, value)
+                for name, value in request.query_params.multi_items()
+                if name != "nextPageToken"
+            ]
+            pairs.append(("nextPageToken", token.encode()))
+            headers["Link"] = f'<{request.url.path}?{urlencode(pairs)}>; rel="next"'
+            headers["GS1-Next-Page-Token-Expires"] = format_instant(token.expires)
+        return JSONResponse(epcis_query_document(events, created=now), headers=headers)
+
+    def resource_terms(request: Request, name: str, value: str) -> dict[str, list[str]]:
+        terms = _query_terms(request)
+        if name in terms:
+            raise _query_problem(f"{name} is given by the path; do not repeat it in the query")
+        terms[name] = [value]
+        return terms
+
+    @router.get(
+        "/events",
+        summary="EPCIS events matching a query (SimpleEventQuery parameters)",
+        responses=_QUERY_RESPONSES,
+        openapi_extra={"parameters": _QUERY_PARAMETERS},
+    )
+    async def events(request: Request, _: Auditor) -> JSONResponse:
+        return await answer(request, _query_terms(request))
+
+    @router.get(
+        "/events/{event_id:path}",
+        summary="One EPCIS event by its eventID (urn:uuid:…)",
+        responses=_QUERY_RESPONSES,
+    )
+    async def event(request: Request, _: Auditor, event_id: Annotated[str, Path()]) -> Response:
+        if request.query_params:
+            raise _query_problem("this resource takes no query parameters")
+        response = await answer(request, {"EQ_eventID": [event_id]}, "event")
+        if b'"eventList":[]' in bytes(response.body):
+            raise _not_found(f"no event {event_id}")
+        return response
+
+    resource_forms = {
+        "eventTypes": ("eventType", "event type (ObjectEvent, AggregationEvent, …)"),
+        "epcs": ("MATCH_anyEPC", "EPC: a container id or its URI"),
+        "bizSteps": ("EQ_bizStep", "bizStep (CBV short name or URI)"),
+        "bizLocations": ("EQ_bizLocation", "bizLocation: a location id or its URI"),
+        "readPoints": ("EQ_readPoint", "readPoint: a location id or its URI"),
+        "dispositions": ("EQ_disposition", "disposition (CBV short name or URI)"),
+    }
+    for collection, (parameter, what) in resource_forms.items():
+
+        async def handler(
+            request: Request,
+            _: Auditor,
+            value: ResourceValue,
+            parameter: str = parameter,
+            collection: str = collection,
+        ) -> JSONResponse:
+            return await answer(request, resource_terms(request, parameter, value), collection)
+
+        router.add_api_route(
+            f"/{collection}/{{value:path}}/events",
+            handler,
+            methods=["GET"],
+            summary=f"EPCIS events by {what} (the query's {parameter})",
+            responses=_QUERY_RESPONSES,
+            openapi_extra={"parameters": [p for p in _QUERY_PARAMETERS if p["name"] != parameter]},
+        )
+
+    # --- named queries ---
+
+    @router.post(
+        "/queries",
+        status_code=201,
+        summary="Create a named query",
+        responses=problem_responses(400, 409, 413),
+        openapi_extra=_JSON_BODY,
+    )
+    async def create_query(request: Request, auditor: Auditor) -> Response:
+        body = await _json_body(request)
+        if not isinstance(body, dict) or set(body) != {"name", "query"}:
+            raise epcis_problem(
+                400, "ValidationException", "Invalid named query", 'give {"name", "query"}'
+            )
+        name = body["name"]
+        if not isinstance(name, str) or not QUERY_NAME.fullmatch(name):
+            raise epcis_problem(
+                400,
+                "ValidationException",
+                "Invalid named query",
+                "name: 1 to 128 of A–Z, a–z, 0–9 and . _ ~ -",
+            )
+        query = _validated_query(body["query"])
+        try:
+            await run_in_threadpool(store.create_query, name, query, auditor.token_id)
+        except QueryExists:
+            raise epcis_problem(
+                409, "ResourceAlreadyExistsException", "Exists", f"a query {name!r} exists"
+            ) from None
+        return Response(
+            status_code=201, headers={**VERSION_HEADERS, "Location": f"/epcis/queries/{name}"}
+        )
+
+    @router.get("/queries", summary="The named queries")
+    async def list_queries(_: Auditor) -> JSONResponse:
+        found = await run_in_threadpool(lambda: store.queries(after=None, limit=1000))
+        return JSONResponse(
+            [{"name": item.name, "query": item.query} for item in found], headers=VERSION_HEADERS
+        )
+
+    def named(name: str) -> Mapping[str, Any]:
+        found = store.query(name)
+        if found is None:
+            raise _not_found(f"no query {name!r}")
+        return found.query
+
+    @router.get(
+        "/queries/{name}", summary="A named query's definition", responses=problem_responses(404)
+    )
+    async def get_query(_: Auditor, name: Annotated[str, Path(max_length=128)]) -> JSONResponse:
+        query = await run_in_threadpool(named, name)
+        return JSONResponse({"name": name, "query": query}, headers=VERSION_HEADERS)
+
+    @router.delete(
+        "/queries/{name}",
+        status_code=204,
+        summary="Delete a named query and end its subscriptions",
+        responses=problem_responses(404),
+    )
+    async def delete_query(_: Auditor, name: Annotated[str, Path(max_length=128)]) -> Response:
+        if not await run_in_threadpool(store.delete_query, name):
+            raise _not_found(f"no query {name!r}")
+        return Response(status_code=204, headers=VERSION_HEADERS)
+
+    @router.get(
+        "/queries/{name}/events",
+        summary="The events a named query selects",
+        responses=_QUERY_RESPONSES,
+        openapi_extra={"parameters": _QUERY_PARAMETERS[-2:]},
+    )
+    async def named_events(
+        request: Request, _: Auditor, name: Annotated[str, Path(max_length=128)]
+    ) -> JSONResponse:
+        query = await run_in_threadpool(named, name)
+        extra = _query_terms(request)
+        unexpected = sorted(set(extra) - PAGING)
+        if unexpected:
+            raise _query_problem(f"{unexpected[0]}: a named query's events take only paging")
+        return await answer(request, {**terms_from_json(query), **extra}, f"query:{name}")
+
+    # --- subscriptions ---
+
+    @router.post(
+        "/queries/{name}/subscriptions",
+        status_code=201,
+        summary="Subscribe to a named query (stream or schedule)",
+        responses=problem_responses(400, 404, 413),
+        openapi_extra=_JSON_BODY,
+    )
+    async def subscribe(
+        request: Request, auditor: Auditor, name: Annotated[str, Path(max_length=128)]
+    ) -> JSONResponse:
+        await run_in_threadpool(named, name)
+        try:
+            wanted = parse_subscription(await _json_body(request))
+        except SubscriptionError as error:
+            raise epcis_problem(
+                400, "SubscriptionControlsException", "Invalid subscription", str(error)
+            ) from None
+        now = datetime.now(UTC)
+        if wanted.initial_record_time is not None:
+            after_seq = await run_in_threadpool(
+                read_side.events.last_seq_before, wanted.initial_record_time
+            )
+        else:
+            after_seq = await run_in_threadpool(read_side.events.last_seq)
+        first_due = (
+            now if wanted.parsed_schedule is None else next_fire(wanted.parsed_schedule, now) or now
+        )
+        subscription_id = uuid4()
+        created = await run_in_threadpool(
+            store.subscribe,
+            {
+                "subscription_id": subscription_id,
+                "query_name": name,
+                "dest": wanted.dest,
+                "signature_token": wanted.signature_token,
+                "stream": wanted.stream,
+                "schedule": wanted.schedule,
+                "report_if_empty": wanted.report_if_empty,
+                "initial_record_time": wanted.initial_record_time,
+                "created_by": auditor.token_id,
+                "after_seq": after_seq,
+                "batch_size": SUBSCRIPTION_BATCH,
+                "next_attempt_at": first_due,
+            },
+        )
+        location = f"/epcis/queries/{name}/subscriptions/{subscription_id}"
+        return JSONResponse(
+            _subscription_json(created),
+            201,
+            headers={**VERSION_HEADERS, "Location": location},
+        )
+
+    @router.get(
+        "/queries/{name}/subscriptions",
+        summary="A named query's subscriptions",
+        responses=problem_responses(404),
+    )
+    async def subscriptions(_: Auditor, name: Annotated[str, Path(max_length=128)]) -> JSONResponse:
+        await run_in_threadpool(named, name)
+        found = await run_in_threadpool(store.subscriptions, name)
+        return JSONResponse([_subscription_json(item) for item in found], headers=VERSION_HEADERS)
+
+    @router.get(
+        "/queries/{name}/subscriptions/{subscription_id}",
+        summary="One subscription",
+        responses=problem_responses(404),
+    )
+    async def subscription(
+        _: Auditor, name: Annotated[str, Path(max_length=128)], subscription_id: UUID
+    ) -> JSONResponse:
+        found = await run_in_threadpool(store.subscription, name, subscription_id)
+        if found is None:
+            raise _not_found(f"no subscription {subscription_id} of query {name!r}")
+        return JSONResponse(_subscription_json(found), headers=VERSION_HEADERS)
+
+    @router.delete(
+        "/queries/{name}/subscriptions/{subscription_id}",
+        status_code=204,
+        summary="Unsubscribe",
+        responses=problem_responses(404),
+    )
+    async def unsubscribe(
+        _: Auditor, name: Annotated[str, Path(max_length=128)], subscription_id: UUID
+    ) -> Response:
+        if not await run_in_threadpool(store.unsubscribe, name, subscription_id):
+            raise _not_found(f"no subscription {subscription_id} of query {name!r}")
+        return Response(status_code=204, headers=VERSION_HEADERS)
+
+    return router
