@@ -87,6 +87,30 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     ("ledger", "GET", "/v1/reports/mass-balance"): ("bearer", API_USERS),
     ("ledger", "GET", "/v1/reports/shipment-log.csv"): ("bearer", API_USERS),
     ("ledger", "GET", "/v1/shipments/{shipment_id:path}/certificate.pdf"): ("bearer", API_USERS),
+    # ledger: the EPCIS 2.0 query interface
+    ("ledger", "GET", "/epcis/events"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/events/{event_id:path}"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/eventTypes/{value:path}/events"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/epcs/{value:path}/events"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/bizSteps/{value:path}/events"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/bizLocations/{value:path}/events"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/readPoints/{value:path}/events"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/dispositions/{value:path}/events"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/queries"): ("bearer", API_USERS),
+    ("ledger", "POST", "/epcis/queries"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/queries/{query_name}"): ("bearer", API_USERS),
+    ("ledger", "DELETE", "/epcis/queries/{query_name}"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/queries/{query_name}/events"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/queries/{query_name}/subscriptions"): ("bearer", API_USERS),
+    ("ledger", "POST", "/epcis/queries/{query_name}/subscriptions"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/queries/{query_name}/subscriptions/{subscription_id}"): (
+        "bearer",
+        API_USERS,
+    ),
+    ("ledger", "DELETE", "/epcis/queries/{query_name}/subscriptions/{subscription_id}"): (
+        "bearer",
+        API_USERS,
+    ),
     # ledger: the public read path of the transparency log (entry bundles carry custody data)
     ("ledger", "GET", "/log/checkpoint"): ("public", EVERYONE),
     ("ledger", "GET", "/log/tile/{path:path}"): ("public", EVERYONE),
@@ -118,6 +142,7 @@ class Env:
     clients: dict[Service, TestClient]
     tokens: dict[str, str | None]
     capture_ids: dict[str, str]  # a capture job of each device's own party
+    subscriptions: dict[tuple[str, str], str]  # (API user, "keep" | "delete") → subscription id
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +172,25 @@ def env(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             )
             assert response.status_code == 202, response.text
             capture_ids[credential] = response.json()["captureID"]
-        yield Env(recorded, {"ingest": ingest, "ledger": ledger}, tokens, capture_ids)
+        subscriptions = {}
+        for user in sorted(API_USERS):
+            auditor = {"Authorization": f"Bearer {tokens[user]}"}
+            for name in (f"authz-{user}", f"authz-delete-{user}"):
+                response = ledger.post(
+                    "/epcis/queries", json={"name": name, "query": {}}, headers=auditor
+                )
+                assert response.status_code == 201, response.text
+            for purpose in ("keep", "delete"):
+                response = ledger.post(
+                    f"/epcis/queries/authz-{user}/subscriptions",
+                    json={"dest": "http://127.0.0.1:9/epcis", "stream": True},
+                    headers=auditor,
+                )
+                assert response.status_code == 201, response.text
+                subscriptions[(user, purpose)] = response.json()["subscriptionID"]
+        yield Env(
+            recorded, {"ingest": ingest, "ledger": ledger}, tokens, capture_ids, subscriptions
+        )
 
 
 def served_routes(app: FastAPI) -> set[tuple[str, str]]:
@@ -180,6 +223,14 @@ def concrete_path(env: Env, path: str) -> str:
         "{kind}": "csv",
         "/log/tile/entries/{path:path}": "/log/" + entries_tile.path(),
         "/log/tile/{path:path}": "/log/" + first_tile.path(),
+        "/epcis/events/{event_id:path}": f"/epcis/events/urn:uuid:{recorded.event_id}",
+        "/epcis/eventTypes/{value:path}": "/epcis/eventTypes/AggregationEvent",
+        "/epcis/epcs/{value:path}": "/epcis/epcs/"
+        + quote(container_uri(recorded.container_id), safe=""),
+        "/epcis/bizSteps/{value:path}": "/epcis/bizSteps/collecting",
+        "/epcis/bizLocations/{value:path}": "/epcis/bizLocations/loc-1",
+        "/epcis/readPoints/{value:path}": "/epcis/readPoints/loc-1",
+        "/epcis/dispositions/{value:path}": "/epcis/dispositions/disposed",
     }
     for name, value in values.items():
         path = path.replace(name, value)
@@ -214,9 +265,29 @@ def request(env: Env, service: Service, method: str, path: str, credential: str)
         kwargs["json"] = epcis_incident()
     elif path == "/epcis/capture/{capture_id}":
         url = f"/epcis/capture/{env.capture_ids.get(credential, uuid.uuid4())}"
+    elif path.startswith("/epcis/queries"):
+        url, kwargs["json"] = epcis_query_request(env, method, path, credential)
     client = env.clients[service]
     response: httpx.Response = client.request(method, url, headers=headers, **kwargs)
     return response
+
+
+def epcis_query_request(
+    env: Env, method: str, path: str, credential: str
+) -> tuple[str, dict[str, Any] | None]:
+    """A URL naming the caller's own named query and subscription (the auditor's for those
+    who are refused), and the body a POST needs."""
+    user = credential if credential in API_USERS else "auditor"
+    name = f"authz-delete-{user}" if path == "/epcis/queries/{query_name}" else f"authz-{user}"
+    purpose = "delete" if method == "DELETE" else "keep"
+    url = path.replace("{query_name}", name).replace(
+        "{subscription_id}", env.subscriptions[(user, purpose)]
+    )
+    if method != "POST":
+        return url, None
+    if path == "/epcis/queries":
+        return url, {"name": f"authz-new-{uuid.uuid4().hex[:8]}", "query": {}}
+    return url, {"dest": "http://127.0.0.1:9/epcis", "stream": True}
 
 
 def epcis_incident() -> dict[str, Any]:
@@ -283,7 +354,7 @@ def test_only_the_expected_credentials_get_in(
         elif how == "public":
             assert response.status_code in (200, 204, 303), answer  # signing out redirects
         else:
-            assert response.status_code in (200, 202), answer
+            assert response.status_code in (200, 201, 202, 204), answer
         return
     if how == "cookie":
         assert signin_redirect(response), answer

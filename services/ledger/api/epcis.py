@@ -50,6 +50,7 @@ QUERY_NAME = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 SUBSCRIPTION_BATCH = 100
 MAX_QUERY_BODY = 64 * 1024
 
+QueryName = Annotated[str, Path(max_length=128, description="The named query.")]
 ResourceValue = Annotated[str, Path(max_length=2048, description="The resource's value.")]
 _TIME_PARAMETERS = {"GE_eventTime", "LT_eventTime", "GE_recordTime", "LT_recordTime"}
 
@@ -320,52 +321,50 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         return found.query
 
     @router.get(
-        "/queries/{name}", summary="A named query's definition", responses=problem_responses(404)
+        "/queries/{query_name}",
+        summary="A named query's definition",
+        responses=problem_responses(404),
     )
-    async def get_query(_: Auditor, name: Annotated[str, Path(max_length=128)]) -> JSONResponse:
-        query = await run_in_threadpool(named, name)
-        return JSONResponse({"name": name, "query": query}, headers=VERSION_HEADERS)
+    async def get_query(_: Auditor, query_name: QueryName) -> JSONResponse:
+        query = await run_in_threadpool(named, query_name)
+        return JSONResponse({"name": query_name, "query": query}, headers=VERSION_HEADERS)
 
     @router.delete(
-        "/queries/{name}",
+        "/queries/{query_name}",
         status_code=204,
         summary="Delete a named query and end its subscriptions",
         responses=problem_responses(404),
     )
-    async def delete_query(_: Auditor, name: Annotated[str, Path(max_length=128)]) -> Response:
-        if not await run_in_threadpool(store.delete_query, name):
-            raise _not_found(f"no query {name!r}")
+    async def delete_query(_: Auditor, query_name: QueryName) -> Response:
+        if not await run_in_threadpool(store.delete_query, query_name):
+            raise _not_found(f"no query {query_name!r}")
         return Response(status_code=204, headers=VERSION_HEADERS)
 
     @router.get(
-        "/queries/{name}/events",
+        "/queries/{query_name}/events",
         summary="The events a named query selects",
         responses=_QUERY_RESPONSES,
         openapi_extra={"parameters": _QUERY_PARAMETERS[-2:]},
     )
-    async def named_events(
-        request: Request, _: Auditor, name: Annotated[str, Path(max_length=128)]
-    ) -> JSONResponse:
-        query = await run_in_threadpool(named, name)
+    async def named_events(request: Request, _: Auditor, query_name: QueryName) -> JSONResponse:
+        query = await run_in_threadpool(named, query_name)
         extra = _query_terms(request)
         unexpected = sorted(set(extra) - PAGING)
         if unexpected:
             raise _query_problem(f"{unexpected[0]}: a named query's events take only paging")
-        return await answer(request, {**terms_from_json(query), **extra}, f"query:{name}")
+        return await answer(request, {**terms_from_json(query), **extra}, f"query:{query_name}")
 
     # --- subscriptions ---
 
     @router.post(
-        "/queries/{name}/subscriptions",
+        "/queries/{query_name}/subscriptions",
         status_code=201,
         summary="Subscribe to a named query (stream or schedule)",
         responses=problem_responses(400, 404, 413),
         openapi_extra=_JSON_BODY,
     )
-    async def subscribe(
-        request: Request, auditor: Auditor, name: Annotated[str, Path(max_length=128)]
-    ) -> JSONResponse:
-        await run_in_threadpool(named, name)
+    async def subscribe(request: Request, auditor: Auditor, query_name: QueryName) -> JSONResponse:
+        await run_in_threadpool(named, query_name)
         try:
             wanted = parse_subscription(await _json_body(request))
         except SubscriptionError as error:
@@ -387,7 +386,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
             store.subscribe,
             {
                 "subscription_id": subscription_id,
-                "query_name": name,
+                "query_name": query_name,
                 "dest": wanted.dest,
                 "signature_token": wanted.signature_token,
                 "stream": wanted.stream,
@@ -400,7 +399,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
                 "next_attempt_at": first_due,
             },
         )
-        location = f"/epcis/queries/{name}/subscriptions/{subscription_id}"
+        location = f"/epcis/queries/{query_name}/subscriptions/{subscription_id}"
         return JSONResponse(
             _subscription_json(created),
             201,
@@ -408,39 +407,37 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         )
 
     @router.get(
-        "/queries/{name}/subscriptions",
+        "/queries/{query_name}/subscriptions",
         summary="A named query's subscriptions",
         responses=problem_responses(404),
     )
-    async def subscriptions(_: Auditor, name: Annotated[str, Path(max_length=128)]) -> JSONResponse:
-        await run_in_threadpool(named, name)
-        found = await run_in_threadpool(store.subscriptions, name)
+    async def subscriptions(_: Auditor, query_name: QueryName) -> JSONResponse:
+        await run_in_threadpool(named, query_name)
+        found = await run_in_threadpool(store.subscriptions, query_name)
         return JSONResponse([_subscription_json(item) for item in found], headers=VERSION_HEADERS)
 
     @router.get(
-        "/queries/{name}/subscriptions/{subscription_id}",
+        "/queries/{query_name}/subscriptions/{subscription_id}",
         summary="One subscription",
         responses=problem_responses(404),
     )
     async def subscription(
-        _: Auditor, name: Annotated[str, Path(max_length=128)], subscription_id: UUID
+        _: Auditor, query_name: QueryName, subscription_id: UUID
     ) -> JSONResponse:
-        found = await run_in_threadpool(store.subscription, name, subscription_id)
+        found = await run_in_threadpool(store.subscription, query_name, subscription_id)
         if found is None:
-            raise _not_found(f"no subscription {subscription_id} of query {name!r}")
+            raise _not_found(f"no subscription {subscription_id} of query {query_name!r}")
         return JSONResponse(_subscription_json(found), headers=VERSION_HEADERS)
 
     @router.delete(
-        "/queries/{name}/subscriptions/{subscription_id}",
+        "/queries/{query_name}/subscriptions/{subscription_id}",
         status_code=204,
         summary="Unsubscribe",
         responses=problem_responses(404),
     )
-    async def unsubscribe(
-        _: Auditor, name: Annotated[str, Path(max_length=128)], subscription_id: UUID
-    ) -> Response:
-        if not await run_in_threadpool(store.unsubscribe, name, subscription_id):
-            raise _not_found(f"no subscription {subscription_id} of query {name!r}")
+    async def unsubscribe(_: Auditor, query_name: QueryName, subscription_id: UUID) -> Response:
+        if not await run_in_threadpool(store.unsubscribe, query_name, subscription_id):
+            raise _not_found(f"no subscription {subscription_id} of query {query_name!r}")
         return Response(status_code=204, headers=VERSION_HEADERS)
 
     return router
