@@ -138,3 +138,11 @@ def test_event_hash_ids_match_the_reference_vectors(name: str) -> None:
     expected = (VECTORS / f"{name}.hashes").read_text().split()
     events = document["epcisBody"]["eventList"]
     assert event_hash_ids(document["@context"], events) == expected
+
+
+def test_event_hash_ids_leave_the_events_as_they_were() -> None:
+    document = json.loads((VECTORS / "epcisDocWithSensorDataObjectEvent.jsonld").read_text())
+    events = document["epcisBody"]["eventList"]
+    before = copy.deepcopy(document)
+    event_hash_ids(document["@context"], events)
+    assert document == before
