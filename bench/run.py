@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from bench import consumer_bench, e2e_bench, ingest_bench, query_bench
+from bench import capture_bench, consumer_bench, e2e_bench, ingest_bench, query_bench
 from bench.stats import Figure, write_results
 from services.stack.ephemeral import start_ephemeral_stack, stop_ephemeral_stack
 
@@ -22,11 +22,13 @@ def main(
     quick: Annotated[bool, typer.Option(help="Smaller sizes, for a check in minutes.")] = False,
     containers: Annotated[int, typer.Option(help="Containers for the query figures.")] = 100_000,
     runs: Annotated[int, typer.Option(min=1)] = 5,
-    only: Annotated[str, typer.Option(help="Comma list of: ingest, consumer, queries, e2e.")] = "",
+    only: Annotated[
+        str, typer.Option(help="Comma list of: ingest, capture, consumer, queries, e2e.")
+    ] = "",
 ) -> None:
     if quick:
         containers = min(containers, 10_000)
-    parts = set(only.split(",")) if only else {"ingest", "consumer", "queries", "e2e"}
+    parts = set(only.split(",")) if only else {"ingest", "capture", "consumer", "queries", "e2e"}
     stack, root = start_ephemeral_stack(prefix="custody-bench-")
     logs = Path(tempfile.mkdtemp(prefix="custody-bench-logs-"))
     benches: dict[str, Callable[[], list[Figure]]] = {
@@ -36,6 +38,9 @@ def main(
             runs=runs,
             seconds=5 if quick else 10,
             logs=logs,
+        ),
+        "capture": lambda: capture_bench.run(
+            stack, events=2_000 if quick else 10_000, runs=runs, logs=logs
         ),
         "consumer": lambda: consumer_bench.run(
             stack,
