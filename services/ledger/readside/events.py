@@ -81,18 +81,21 @@ class EventQueries:
         return EventPage(found, by_container)
 
     def last_seq_before(self, recorded_before: datetime) -> int:
-        """The seq of the last entry recorded before a time (0 when there is none)."""
+        """The seq of the last entry recorded before a time (-1 when there is none: seqs start
+        at 0)."""
         e = tables.entries.c
         query = select(e.seq).where(e.recorded_at < recorded_before).order_by(e.seq.desc())
         with self._engine.connect() as connection:
             found = connection.execute(query.limit(1)).scalar_one_or_none()
-        return found or 0
+        return -1 if found is None else int(found)
 
     def last_seq(self) -> int:
+        """The seq of the last entry (-1 when the ledger is empty)."""
         e = tables.entries.c
         with self._engine.connect() as connection:
             found = connection.execute(select(e.seq).order_by(e.seq.desc()).limit(1))
-            return found.scalar_one_or_none() or 0
+            seq = found.scalar_one_or_none()
+        return -1 if seq is None else int(seq)
 
 
 def _query(
