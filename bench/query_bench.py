@@ -6,9 +6,10 @@ from __future__ import annotations
 import random
 import time
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -20,6 +21,7 @@ from bench.service_process import TOKEN_CACHE_S, peak_rss_mb, ready, start_servi
 from bench.stats import Figure
 from bench.workload import ORIGINS, lives
 from bench.wrk_load import wrk_get
+from services.contract.epcis_identifiers import container_uri
 from services.db.engine import make_engine
 from services.ledger.adapters.append_unit_of_work import PostgresAppendUnitOfWork
 from services.ledger.adapters.merkle_log import tree_size
@@ -41,6 +43,8 @@ from services.stack.service_processes import stop_process
 
 CHUNK_CONTAINERS = 500
 EVENTS_PER_CONTAINER = 10  # bench.workload.long_life
+SPREAD = timedelta(days=365)  # the lives start over a year, so a day holds 1/365 of the events
+EPCIS_STEPS = ("collecting", "packing", "consigning", "receiving", "destroying")
 
 
 def load_ledger(settings: Settings, containers: int) -> float:
@@ -59,7 +63,9 @@ def load_ledger(settings: Settings, containers: int) -> float:
         TextColumn("loading ledger"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
     ) as progress:
         task = progress.add_task("containers", total=containers)
-        for number, (container, events) in enumerate(lives(containers, prefix="BQ", long=True), 1):
+        for number, (container, events) in enumerate(
+            lives(containers, prefix="BQ", long=True, spread=SPREAD), 1
+        ):
             key = container.encode()
             partition = zlib.crc32(key) % settings.topic_partitions
             for role, event in events:
@@ -125,6 +131,13 @@ def monitor_catch_up(url: str, token: str, key: VerifierKey) -> float:
         return report.entries_checked / (time.perf_counter() - started)
 
 
+def epcis_day(day: datetime) -> str:
+    start, end = (
+        moment.strftime("%Y-%m-%dT%H:%M:%SZ") for moment in (day, day + timedelta(days=1))
+    )
+    return f"/epcis/events?GE_eventTime={start}&LT_eventTime={end}&perPage=100"
+
+
 def write_paths(folder: Path, name: str, paths: list[str]) -> Path:
     target = folder / f"{name}.paths"
     target.write_text("\n".join(paths) + "\n")
@@ -160,8 +173,20 @@ def run(
     log = logs / "ledger.log"
     process = start_service(settings, "ledger", log)
     figures: dict[str, list[tuple[float, float]]] = {
-        k: [] for k in ("trail", "search", "proof", "bundle", "tile", "entries")
+        k: []
+        for k in (
+            "trail",
+            "search",
+            "proof",
+            "bundle",
+            "tile",
+            "entries",
+            "epcis_epc",
+            "epcis_day",
+            "epcis_step",
+        )
     }
+    first_day = (datetime.now(UTC) - SPREAD).replace(hour=0, minute=0, second=0, microsecond=0)
     entries = containers * EVENTS_PER_CONTAINER
     full_tiles = {level: entries // 256 ** (level + 1) for level in (0, 1)}
     requests = dict.fromkeys(figures, 0)
@@ -184,6 +209,17 @@ def run(
                 ],
                 "entries": [
                     f"/log/tile/entries/{encode_index(rng.randrange(entries // 256))}"
+                    for _ in range(5000)
+                ],
+                "epcis_epc": [
+                    "/epcis/events?MATCH_epc=" + quote(container_uri(path.rsplit("/", 1)[1]))
+                    for path in trails
+                ],
+                "epcis_day": [
+                    epcis_day(first_day + timedelta(days=rng.randrange(365))) for _ in trails
+                ],
+                "epcis_step": [
+                    f"/epcis/events?EQ_bizStep={rng.choice(EPCIS_STEPS)}&perPage=100"
                     for _ in range(5000)
                 ],
             }
@@ -225,6 +261,9 @@ def run(
         "bundle": "bundle",
         "tile": "hash tile (/log/tile/0 and /1)",
         "entries": "entry bundle (/log/tile/entries)",
+        "epcis_epc": "EPCIS query MATCH_epc (one container)",
+        "epcis_day": "EPCIS query, one-day GE_/LT_eventTime window, perPage=100",
+        "epcis_step": "EPCIS query EQ_bizStep, perPage=100",
     }
     for name, label in labels.items():
         result.append(

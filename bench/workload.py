@@ -82,12 +82,14 @@ def long_life(container: str, base: datetime) -> list[tuple[str, dict[str, Any]]
 
 
 def lives(
-    count: int, *, prefix: str = "BN", long: bool = False
+    count: int, *, prefix: str = "BN", long: bool = False, spread: timedelta = timedelta(0)
 ) -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
-    """``count`` containers' lives: five events each, or ten with ``long``."""
-    base = datetime.now(UTC) - timedelta(hours=6)
+    """``count`` containers' lives: five events each, or ten with ``long``; with ``spread``,
+    the lives start evenly over that much time before the last one."""
+    latest = datetime.now(UTC) - timedelta(hours=6)
     for number in range(count):
         container = f"{prefix}-{number:07d}"
+        base = latest - spread + spread * number / count
         yield container, (long_life if long else life)(container, base)
 
 

@@ -151,9 +151,21 @@ def integer_parameters(env: Env) -> list[IntegerParameter]:
     return found
 
 
-def sample(env: Env, parameter: dict[str, Any]) -> str:
+#: The value of each EPCIS resource form's ``{value}``, by its collection.
+EPCIS_RESOURCES = {
+    "eventTypes": "AggregationEvent",
+    "bizSteps": "collecting",
+    "bizLocations": "loc-1",
+    "readPoints": "loc-1",
+    "dispositions": "disposed",
+}
+
+
+def sample(env: Env, parameter: dict[str, Any], path: str) -> str:
     """A valid value, naming something recorded, for a parameter not under test."""
     recorded = env.recorded
+    if parameter["name"] == "value":  # /epcis/{collection}/{value}/events
+        return EPCIS_RESOURCES.get(path.split("/")[2], recorded.container_id)
     if integer_schema(parameter["schema"]) is not None:
         return str(recorded.tree_size)  # a signed checkpoint's size: valid for every size
     samples = {
@@ -163,6 +175,7 @@ def sample(env: Env, parameter: dict[str, Any]) -> str:
         "party_id": "plant-a",
         "from": ev.at(-24),
         "to": ev.at(48),
+        "query_name": "no-such-query",  # its paging is refused before the name is looked up
     }
     name = parameter["name"]
     if name not in samples:
@@ -179,7 +192,7 @@ def send(env: Env, target: IntegerParameter, value: int) -> httpx.Response:
         if (location, name) == (target.location, target.name):
             given = str(value)
         elif location == "path" or parameter.get("required"):
-            given = sample(env, parameter)
+            given = sample(env, parameter, operation.path)
         else:
             continue
         if location == "path":
@@ -194,8 +207,19 @@ def send(env: Env, target: IntegerParameter, value: int) -> httpx.Response:
 
 
 def refusal_problem(response: httpx.Response, target: IntegerParameter) -> str | None:
-    """What is wrong with ``response`` as the 422 problem naming ``target``; None if nothing."""
+    """What is wrong with ``response`` as the 422 problem naming ``target``; None if nothing.
+
+    The ledger's EPCIS query interface answers as the EPCIS bindings say instead: 400
+    ``epcisException:QueryParameterException`` naming the parameter in its detail."""
     answer = f"{response.status_code} {response.headers.get('content-type')}: {response.text[:300]}"
+    operation = target.operation
+    if operation.service == "ledger" and operation.path.startswith("/epcis/"):
+        body = response.json() if response.status_code == 400 else {}
+        if body.get("type") != "epcisException:QueryParameterException":
+            return f"expected a 400 QueryParameterException, got {answer}"
+        if not str(body.get("detail", "")).startswith(f"{target.name}:"):
+            return f"the problem does not name {target.name}: {answer}"
+        return None
     if response.status_code != 422:
         return f"expected 422, got {answer}"
     if response.headers.get("content-type") != PROBLEM_JSON:

@@ -347,11 +347,15 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         openapi_extra={"parameters": _QUERY_PARAMETERS[-2:]},
     )
     async def named_events(request: Request, _: Auditor, query_name: QueryName) -> JSONResponse:
-        query = await run_in_threadpool(named, query_name)
         extra = _query_terms(request)
         unexpected = sorted(set(extra) - PAGING)
         if unexpected:
             raise _query_problem(f"{unexpected[0]}: a named query's events take only paging")
+        try:
+            per_page(extra)
+        except QueryParameterError as error:
+            raise _query_problem(str(error)) from None
+        query = await run_in_threadpool(named, query_name)
         return await answer(request, {**terms_from_json(query), **extra}, f"query:{query_name}")
 
     # --- subscriptions ---
