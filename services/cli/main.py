@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
@@ -37,6 +37,14 @@ from services.bootstrap import (
 )
 from services.cli.log_commands import log_app, monitor
 from services.cli.output import console, counting_progress, errors, fail
+from services.cli.registry_commands import (
+    devices_app,
+    parties_app,
+    plants_app,
+    registry,
+    registry_audit,
+    tokens_app,
+)
 from services.cli.trust_options import print_checkpoint_trust, read_key_argument, read_trust
 from services.contract.json_schemas import write_schemas
 from services.db.migrations import upgrade
@@ -56,8 +64,8 @@ from services.ledger.domain.integrity.verification import (
 from services.ledger.service.audit import audit_ledger
 from services.ledger.service.rebuild import count_containers, rebuild_read_model
 from services.logging_setup import configure_logging
-from services.registry.principals import ApiRole, PartyRole
-from services.registry.store import RegistryError, RegistryStore
+from services.registry.principals import ApiRole
+from services.registry.store import RegistryError
 from services.settings import Settings, configuration_problems, get_settings
 from services.simulation.runner import SimulationError
 from services.simulation.runner import simulate as post_scenario
@@ -74,17 +82,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 stack_app = typer.Typer(help="The local Kafka broker and PostgreSQL server.", no_args_is_help=True)
-parties_app = typer.Typer(
-    help="Parties of the network (sites, haulers, hubs, plants).", no_args_is_help=True
-)
-devices_app = typer.Typer(help="Scanner devices and their tokens.", no_args_is_help=True)
-tokens_app = typer.Typer(help="Auditor and admin API tokens.", no_args_is_help=True)
-plants_app = typer.Typer(help="Plants' signed webhooks (Standard Webhooks).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(parties_app, name="parties")
 app.add_typer(devices_app, name="devices")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(plants_app, name="plants")
+app.command("registry-audit")(registry_audit)
 app.add_typer(log_app, name="log")
 app.command()(monitor)
 
@@ -355,124 +358,6 @@ def audit(
     console.print(
         f"[green]✓[/] {report.checked} entries and {len(report.checkpoints)} checkpoints verified"
     )
-
-
-@contextmanager
-def registry() -> Iterator[RegistryStore]:
-    """The registry for one command; its engine is disposed when the command ends."""
-    with resources() as opened:
-        yield opened.registry()
-
-
-@parties_app.command("add")
-def parties_add(
-    party_id: Annotated[str, typer.Argument(help="Lower-case id, e.g. site-001.")],
-    role: Annotated[PartyRole, typer.Option(help="site, hauler, hub or plant.")],
-    name: Annotated[str, typer.Option(help="Display name.")] = "",
-) -> None:
-    """Register a party."""
-    try:
-        with registry() as store:
-            store.add_party(party_id, name or party_id, role)
-    except RegistryError as error:
-        raise fail(str(error)) from error
-    console.print(f"party {party_id} ({role}) added")
-
-
-@devices_app.command("add")
-def devices_add(
-    device_id: str,
-    party: Annotated[str, typer.Option(help="The party the device belongs to.")],
-    label: str = "",
-) -> None:
-    """Register a scanner; prints its token once (only a hash is stored)."""
-    try:
-        with registry() as store:
-            token = store.add_device(device_id, party, label)
-    except RegistryError as error:
-        raise fail(str(error)) from error
-    errors.print(f"device {device_id} of {party} added; its token (shown once):")
-    print(token)
-
-
-@tokens_app.command("add")
-def tokens_add(
-    token_id: str,
-    role: Annotated[ApiRole, typer.Option(help="auditor or admin.")],
-    label: str = "",
-) -> None:
-    """Create an auditor or admin API token; prints it once."""
-    try:
-        with registry() as store:
-            token = store.add_api_token(token_id, role, label)
-    except RegistryError as error:
-        raise fail(str(error)) from error
-    errors.print(f"{role} token {token_id} created (shown once):")
-    print(token)
-
-
-@plants_app.command("rotate-secret")
-def plants_rotate_secret(
-    party: Annotated[str, typer.Option(help="The plant's party id.")],
-    grace_hours: Annotated[
-        float | None,
-        typer.Option(
-            min=0,
-            help="How long the previous secret stays valid "
-            "(default: CUSTODY_WEBHOOK_SECRET_GRACE_S, 24 h).",
-        ),
-    ] = None,
-) -> None:
-    """Issue a new webhook secret for a plant; prints it once. The old one expires after grace."""
-    grace = (
-        timedelta(hours=grace_hours)
-        if grace_hours is not None
-        else timedelta(seconds=get_settings().webhook_secret_grace_s)
-    )
-    try:
-        with registry() as store:
-            secret = store.rotate_plant_secret(party, grace)
-    except RegistryError as error:
-        raise fail(str(error)) from error
-    errors.print(
-        f"new webhook secret of {party} (shown once); any previous secret stays valid "
-        f"for {grace.total_seconds() / 3600:g} h:"
-    )
-    print(secret)
-
-
-@plants_app.command("set-webhook")
-def plants_set_webhook(
-    party: Annotated[str, typer.Option(help="The plant's party id.")],
-    url: Annotated[str, typer.Option(help="Where to POST shipment.inbound notifications.")],
-    new_secret: Annotated[
-        bool, typer.Option(help="Replace the signing secret (the plant must switch at once).")
-    ] = False,
-) -> None:
-    """Set (or change and re-enable) where a plant receives inbound-shipment notifications.
-
-    The first call issues the secret the notifications are signed with and prints it once.
-    """
-    try:
-        with registry() as store:
-            result = store.set_plant_endpoint(party, url, rotate_secret=new_secret)
-    except RegistryError as error:
-        raise fail(str(error)) from error
-    errors.print(f"{party} receives shipment.inbound notifications at {result.url} (enabled)")
-    if result.new_secret is not None:
-        errors.print("signing secret (shown once; verify with any Standard Webhooks library):")
-        print(result.new_secret)
-
-
-@parties_app.command("list")
-def parties_list() -> None:
-    """List registered parties."""
-    table = Table("party", "role")
-    with registry() as store:
-        roles = store.party_roles(fresh=True)
-    for party_id, role in sorted(roles.items()):
-        table.add_row(party_id, role.value)
-    console.print(table)
 
 
 @app.command()

@@ -18,6 +18,8 @@ class PartyRole(StrEnum):
 class ApiRole(StrEnum):
     AUDITOR = "auditor"
     ADMIN = "admin"
+    PARTY = "party"
+    """A party's own user: reads only the custody of containers that party took part in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,16 @@ class Device:
 class ApiUser:
     token_id: str
     role: ApiRole
+    party_id: str | None = None
+    """The party a ``party`` token belongs to."""
+    scope: frozenset[str] | None = None
+    """The parties whose containers this user may read; None: every container. A party user's
+    scope is its own party; a scoped auditor's, its parties and those of its jurisdictions
+    (resolved when the token is looked up, so within the token-cache window)."""
+
+    @property
+    def scoped(self) -> bool:
+        return self.scope is not None
 
 
 Principal = Device | ApiUser

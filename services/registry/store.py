@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine, and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
@@ -31,6 +32,69 @@ from services.registry.principals import (
 
 class RegistryError(ValueError):
     """A registry change that cannot be made; the message says why."""
+
+
+OPERATOR = "operator"
+"""The actor of changes made without naming one (the CLI names ``cli:<user>``)."""
+PEOPLE_TOKEN_LIFETIME = timedelta(days=90)
+"""How long an auditor, admin or party token is valid unless told otherwise."""
+JURISDICTION = re.compile(r"[A-Z]{2}-[A-Z0-9]{1,3}")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    token_id: str
+    role: str
+    label: str
+    party_id: str | None
+    scope_parties: tuple[str, ...]
+    scope_jurisdictions: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    device_id: str
+    party_id: str
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    previous_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def _audit(
+    connection: Connection,
+    actor: str,
+    action: str,
+    subject: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """One row of the registry's audit trail, in the transaction of the change it records."""
+    connection.execute(
+        tables.audit.insert().values(
+            actor=actor, action=action, subject=subject, before=before, after=after
+        )
+    )
+
+
+def _moment(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 WEBHOOK_SECRET_PREFIX = "whsec_"
@@ -67,17 +131,67 @@ class RegistryStore:
         self._principals: dict[bytes, tuple[float, Principal | None]] = {}
         self._roles: tuple[float, dict[str, PartyRole]] | None = None
 
-    def add_party(self, party_id: str, name: str, role: PartyRole) -> None:
+    def add_party(
+        self,
+        party_id: str,
+        name: str,
+        role: PartyRole,
+        *,
+        jurisdiction: str | None = None,
+        actor: str = OPERATOR,
+    ) -> None:
+        if jurisdiction is not None and not JURISDICTION.fullmatch(jurisdiction):
+            raise RegistryError(f"jurisdiction {jurisdiction!r} is not ISO 3166-2 (e.g. US-CA)")
+        after = {"name": name, "role": role.value, "jurisdiction": jurisdiction}
         try:
             with self._engine.begin() as connection:
                 connection.execute(
-                    tables.parties.insert().values(party_id=party_id, name=name, role=role.value)
+                    tables.parties.insert().values(
+                        party_id=party_id, name=name, role=role.value, jurisdiction=jurisdiction
+                    )
                 )
+                _audit(connection, actor, "party.add", f"party:{party_id}", None, after)
         except IntegrityError as error:
             raise RegistryError(f"party {party_id!r} exists already or is not valid") from error
         self._roles = None
 
-    def add_device(self, device_id: str, party_id: str, label: str = "") -> str:
+    def set_jurisdiction(self, party_id: str, jurisdiction: str | None, *, actor: str) -> None:
+        if jurisdiction is not None and not JURISDICTION.fullmatch(jurisdiction):
+            raise RegistryError(f"jurisdiction {jurisdiction!r} is not ISO 3166-2 (e.g. US-CA)")
+        p = tables.parties.c
+        with self._engine.begin() as connection:
+            before = connection.execute(
+                select(p.jurisdiction).where(p.party_id == party_id)
+            ).one_or_none()
+            if before is None:
+                raise RegistryError(f"unknown party {party_id!r}")
+            connection.execute(
+                update(tables.parties)
+                .where(p.party_id == party_id)
+                .values(jurisdiction=jurisdiction)
+            )
+            _audit(
+                connection,
+                actor,
+                "party.jurisdiction",
+                f"party:{party_id}",
+                {"jurisdiction": before.jurisdiction},
+                {"jurisdiction": jurisdiction},
+            )
+
+    def parties(self) -> list[dict[str, Any]]:
+        p = tables.parties.c
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                select(p.party_id, p.name, p.role, p.jurisdiction, p.created_at).order_by(
+                    p.party_id
+                )
+            ).mappings()
+            return [dict(row) for row in rows]
+
+    def add_device(
+        self, device_id: str, party_id: str, label: str = "", *, actor: str = OPERATOR
+    ) -> str:
         """Register a device; returns its token, which is stored only as a hash."""
         if party_id not in self.party_roles(fresh=True):
             raise RegistryError(f"unknown party {party_id!r}: add it with `custody parties add`")
@@ -92,25 +206,189 @@ class RegistryStore:
                         token_hash=token_digest(token),
                     )
                 )
+                _audit(
+                    connection,
+                    actor,
+                    "device.add",
+                    f"device:{device_id}",
+                    None,
+                    {"party_id": party_id, "label": label},
+                )
         except IntegrityError as error:
             raise RegistryError(f"device {device_id!r} exists already") from error
         return token
 
-    def add_api_token(self, token_id: str, role: ApiRole, label: str = "") -> str:
+    def add_api_token(
+        self,
+        token_id: str,
+        role: ApiRole,
+        label: str = "",
+        *,
+        party_id: str | None = None,
+        scope_parties: tuple[str, ...] = (),
+        scope_jurisdictions: tuple[str, ...] = (),
+        expires_in: timedelta | None = PEOPLE_TOKEN_LIFETIME,
+        actor: str = OPERATOR,
+    ) -> str:
+        """An API token (auditor, admin or party); returns it, stored only as a hash.
+
+        ``expires_in=None`` makes a token that never expires."""
+        if (role is ApiRole.PARTY) != (party_id is not None):
+            raise RegistryError("a party token names its party (--party), and only it does")
+        if (scope_parties or scope_jurisdictions) and role is not ApiRole.AUDITOR:
+            raise RegistryError("only auditor tokens are scoped to parties or jurisdictions")
+        for jurisdiction in scope_jurisdictions:
+            if not JURISDICTION.fullmatch(jurisdiction):
+                raise RegistryError(f"jurisdiction {jurisdiction!r} is not ISO 3166-2 (e.g. US-CA)")
+        known = self.party_roles(fresh=True)
+        for party in (*scope_parties, *([party_id] if party_id else [])):
+            if party not in known:
+                raise RegistryError(f"unknown party {party!r}: add it with `custody parties add`")
+        if expires_in is not None and expires_in <= timedelta(0):
+            raise RegistryError("a token's lifetime must be positive")
         token = new_token(API_TOKEN_PREFIX)
+        expires_at = datetime.now(UTC) + expires_in if expires_in is not None else None
+        values = {
+            "role": role.value,
+            "label": label,
+            "party_id": party_id,
+            "scope_parties": sorted(scope_parties),
+            "scope_jurisdictions": sorted(scope_jurisdictions),
+            "expires_at": expires_at,
+        }
         try:
             with self._engine.begin() as connection:
                 connection.execute(
                     tables.api_tokens.insert().values(
-                        token_id=token_id,
-                        role=role.value,
-                        label=label,
-                        token_hash=token_digest(token),
+                        token_id=token_id, token_hash=token_digest(token), **values
                     )
+                )
+                _audit(
+                    connection,
+                    actor,
+                    "token.add",
+                    f"token:{token_id}",
+                    None,
+                    {**values, "expires_at": _moment(expires_at)},
                 )
         except IntegrityError as error:
             raise RegistryError(f"token id {token_id!r} exists already") from error
         return token
+
+    def tokens(self) -> list[TokenInfo]:
+        t = tables.api_tokens.c
+        query = select(
+            t.token_id,
+            t.role,
+            t.label,
+            t.party_id,
+            t.scope_parties,
+            t.scope_jurisdictions,
+            t.created_at,
+            t.expires_at,
+            t.revoked_at,
+            t.last_used_at,
+        ).order_by(t.token_id)
+        with self._engine.connect() as connection:
+            return [
+                TokenInfo(
+                    **{
+                        **row,
+                        "scope_parties": tuple(row["scope_parties"]),
+                        "scope_jurisdictions": tuple(row["scope_jurisdictions"]),
+                    }
+                )
+                for row in connection.execute(query).mappings()
+            ]
+
+    def devices(self) -> list[DeviceInfo]:
+        d = tables.devices.c
+        query = select(
+            d.device_id,
+            d.party_id,
+            d.label,
+            d.created_at,
+            d.revoked_at,
+            d.last_used_at,
+            d.previous_expires_at,
+        ).order_by(d.device_id)
+        with self._engine.connect() as connection:
+            return [DeviceInfo(**row) for row in connection.execute(query).mappings()]
+
+    def revoke_token(self, token_id: str, *, actor: str = OPERATOR) -> None:
+        self._revoke(tables.api_tokens, tables.api_tokens.c.token_id, token_id, "token", actor)
+
+    def revoke_device(self, device_id: str, *, actor: str = OPERATOR) -> None:
+        """The device can post no more; what it posted stays recorded and valid."""
+        self._revoke(tables.devices, tables.devices.c.device_id, device_id, "device", actor)
+
+    def _revoke(self, table: Any, key: Any, value: str, kind: str, actor: str) -> None:
+        with self._engine.begin() as connection:
+            revoked = connection.execute(
+                update(table)
+                .where(key == value, table.c.revoked_at.is_(None))
+                .values(revoked_at=func.now())
+                .returning(table.c.revoked_at)
+            ).scalar_one_or_none()
+            if revoked is None:
+                exists = connection.execute(select(key).where(key == value)).first()
+                if exists is None:
+                    raise RegistryError(f"unknown {kind} {value!r}")
+                raise RegistryError(f"{kind} {value!r} is revoked already")
+            _audit(
+                connection,
+                actor,
+                f"{kind}.revoke",
+                f"{kind}:{value}",
+                {"revoked_at": None},
+                {"revoked_at": _moment(revoked)},
+            )
+        with self._lock:
+            self._principals.clear()
+
+    def rotate_device_token(
+        self, device_id: str, overlap: timedelta, *, actor: str = OPERATOR
+    ) -> str:
+        """A new token for a device; the current one keeps working for ``overlap``."""
+        if overlap < timedelta(0):
+            raise RegistryError("the overlap cannot be negative")
+        token = new_token(DEVICE_TOKEN_PREFIX)
+        d = tables.devices.c
+        with self._engine.begin() as connection:
+            row = connection.execute(
+                select(d.token_hash, d.revoked_at).where(d.device_id == device_id)
+            ).one_or_none()
+            if row is None:
+                raise RegistryError(f"unknown device {device_id!r}")
+            if row.revoked_at is not None:
+                raise RegistryError(f"device {device_id!r} is revoked")
+            until = datetime.now(UTC) + overlap
+            connection.execute(
+                update(tables.devices)
+                .where(d.device_id == device_id)
+                .values(
+                    token_hash=token_digest(token),
+                    previous_token_hash=row.token_hash,
+                    previous_expires_at=until,
+                )
+            )
+            _audit(
+                connection,
+                actor,
+                "device.rotate",
+                f"device:{device_id}",
+                None,
+                {"previous_token_valid_until": _moment(until)},
+            )
+        return token
+
+    def audit_trail(self, *, after_id: int | None, limit: int) -> list[AuditRecord]:
+        a = tables.audit.c
+        query = select(tables.audit).order_by(a.id).limit(limit)
+        if after_id is not None:
+            query = query.where(a.id > after_id)
+        with self._engine.connect() as connection:
+            return [AuditRecord(**row) for row in connection.execute(query).mappings()]
 
     def party_roles(self, *, fresh: bool = False) -> dict[str, PartyRole]:
         now = time.monotonic()
@@ -149,25 +427,58 @@ class RegistryStore:
         return found
 
     def _lookup(self, digest: bytes) -> Principal | None:
+        """The principal of a token digest that is neither revoked nor expired.
+
+        Tokens are found by the SHA-256 of the token through a unique index: what the
+        look-up's timing could reveal is where a digest sorts, which says nothing about any
+        token. Each look-up (at most one per token per cache window) records the token's use.
+        """
         devices, parties, api = tables.devices, tables.parties, tables.api_tokens
-        with self._engine.connect() as connection:
+        d = devices.c
+        with self._engine.begin() as connection:
             device = connection.execute(
-                select(devices.c.device_id, devices.c.party_id, parties.c.role)
-                .join(parties, parties.c.party_id == devices.c.party_id)
-                .where(devices.c.token_hash == digest, devices.c.revoked_at.is_(None))
-            ).first()
-            if device is not None:
-                return Device(device.device_id, device.party_id, PartyRole(device.role))
-            user = connection.execute(
-                select(api.c.token_id, api.c.role).where(
-                    api.c.token_hash == digest, api.c.revoked_at.is_(None)
+                select(d.device_id, d.party_id, parties.c.role)
+                .join(parties, parties.c.party_id == d.party_id)
+                .where(
+                    d.revoked_at.is_(None),
+                    or_(
+                        d.token_hash == digest,
+                        and_(d.previous_token_hash == digest, d.previous_expires_at > func.now()),
+                    ),
                 )
             ).first()
-            if user is not None:
-                return ApiUser(user.token_id, ApiRole(user.role))
-        return None
+            if device is not None:
+                connection.execute(
+                    update(devices)
+                    .where(d.device_id == device.device_id)
+                    .values(last_used_at=func.now())
+                )
+                return Device(device.device_id, device.party_id, PartyRole(device.role))
+            user = connection.execute(
+                select(api).where(
+                    api.c.token_hash == digest,
+                    api.c.revoked_at.is_(None),
+                    or_(api.c.expires_at.is_(None), api.c.expires_at > func.now()),
+                )
+            ).first()
+            if user is None:
+                return None
+            connection.execute(
+                update(api).where(api.c.token_id == user.token_id).values(last_used_at=func.now())
+            )
+            scope: frozenset[str] | None = None
+            if user.role == ApiRole.PARTY.value:
+                scope = frozenset({user.party_id})
+            elif user.scope_parties or user.scope_jurisdictions:
+                in_jurisdictions = connection.execute(
+                    select(parties.c.party_id).where(
+                        parties.c.jurisdiction.in_(list(user.scope_jurisdictions))
+                    )
+                ).scalars()
+                scope = frozenset(user.scope_parties) | frozenset(in_jurisdictions)
+            return ApiUser(user.token_id, ApiRole(user.role), user.party_id, scope)
 
-    def rotate_plant_secret(self, party_id: str, grace: timedelta) -> str:
+    def rotate_plant_secret(self, party_id: str, grace: timedelta, *, actor: str = OPERATOR) -> str:
         """Issue a new webhook secret for a plant; returns it (shown to the operator once).
 
         Every secret still valid keeps verifying for ``grace`` more at most (one that expires
@@ -198,6 +509,14 @@ class RegistryStore:
                 ),
                 {"party_id": party_id, "secret": secret},
             )
+            _audit(
+                connection,
+                actor,
+                "plant.rotate-secret",
+                f"party:{party_id}",
+                None,
+                {"previous_secrets_valid_for_s": grace.total_seconds()},
+            )
         return secret
 
     def plant_secrets(self, party_id: str) -> list[str]:
@@ -220,7 +539,7 @@ class RegistryStore:
             return [str(secret) for secret in rows]
 
     def set_plant_endpoint(
-        self, party_id: str, url: str, *, rotate_secret: bool = False
+        self, party_id: str, url: str, *, rotate_secret: bool = False, actor: str = OPERATOR
     ) -> EndpointSet:
         """Create or update a plant's endpoint and (re-)enable it.
 
@@ -229,8 +548,12 @@ class RegistryStore:
         """
         url = endpoint_url(url)
         secret = new_webhook_secret()
+        e = tables.plant_endpoints.c
         with self._engine.begin() as connection:
             _require_plant(connection, party_id, "only plants receive notifications")
+            before = connection.execute(
+                select(e.url, e.enabled).where(e.party_id == party_id)
+            ).one_or_none()
             statement = insert(tables.plant_endpoints).values(
                 party_id=party_id, url=url, secret=secret
             )
@@ -247,6 +570,14 @@ class RegistryStore:
                     index_elements=[tables.plant_endpoints.c.party_id], set_=changes
                 ).returning(tables.plant_endpoints.c.secret)
             ).scalar_one()
+            _audit(
+                connection,
+                actor,
+                "plant.set-webhook",
+                f"party:{party_id}",
+                {"url": before.url, "enabled": before.enabled} if before is not None else None,
+                {"url": url, "enabled": True, "new_secret": stored == secret},
+            )
         return EndpointSet(party_id, url, secret if stored == secret else None)
 
 

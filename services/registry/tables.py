@@ -6,7 +6,8 @@ written with plain SQL in ``store.py``.
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, LargeBinary, MetaData, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, LargeBinary, MetaData, Table, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -16,6 +17,7 @@ parties = Table(
     Column("party_id", Text, primary_key=True),
     Column("name", Text, nullable=False),
     Column("role", Text, nullable=False),
+    Column("jurisdiction", Text),
     Column("created_at", DateTime(timezone=True)),
     schema="registry",
 )
@@ -30,6 +32,9 @@ devices = Table(
     Column("token_hash", LargeBinary, nullable=False),
     Column("created_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("previous_token_hash", LargeBinary),
+    Column("previous_expires_at", DateTime(timezone=True)),
     schema="registry",
 )
 
@@ -41,8 +46,13 @@ api_tokens = Table(
     Column("role", Text, nullable=False),
     Column("label", Text, nullable=False),
     Column("token_hash", LargeBinary, nullable=False),
+    Column("party_id", Text),
+    Column("scope_parties", ARRAY(Text), nullable=False),
+    Column("scope_jurisdictions", ARRAY(Text), nullable=False),
     Column("created_at", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
     schema="registry",
 )
 
@@ -59,3 +69,18 @@ plant_endpoints = Table(
     Column("updated_at", DateTime(timezone=True)),
     schema="registry",
 )
+
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("at", DateTime(timezone=True)),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("before", JSONB),
+    Column("after", JSONB),
+    schema="registry",
+)
+"""Every registry change: append-only (migration 0011)."""

@@ -20,7 +20,7 @@ DEVICE_TOKEN = HTTPBearer(
 )
 API_TOKEN = HTTPBearer(
     scheme_name="apiToken",
-    description="An auditor or admin token (`custody tokens add`).",
+    description="An auditor, admin or party token (`custody tokens add`).",
     auto_error=False,
 )
 
@@ -32,7 +32,7 @@ async def authenticate_request(request: Request, registry: RegistryStore) -> Pri
     if not known:
         principal = await run_in_threadpool(registry.principal, token)
     if principal is None:
-        raise Problem(401, "Unauthorized", "unknown or revoked token", headers=_CHALLENGE)
+        raise Problem(401, "Unauthorized", "unknown, expired or revoked token", headers=_CHALLENGE)
     return principal
 
 
@@ -50,9 +50,15 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def require_api_user(principal: Principal, *roles: ApiRole) -> ApiUser:
+def require_api_user(principal: Principal, *roles: ApiRole, scoped_ok: bool = False) -> ApiUser:
+    """An API user of one of ``roles`` (default: auditor or admin). A scoped user (a party
+    user, a scoped auditor) only where the route reads within its scope (``scoped_ok``)."""
     allowed = roles or (ApiRole.AUDITOR, ApiRole.ADMIN)
     if not isinstance(principal, ApiUser) or principal.role not in allowed:
         names = " or ".join(role.value for role in allowed)
         raise Problem(403, "Forbidden", f"this endpoint needs an {names} token")
+    if principal.scoped and not scoped_ok:
+        raise Problem(
+            403, "Forbidden", "this endpoint is for unscoped tokens: it reads every party's data"
+        )
     return principal

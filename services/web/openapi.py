@@ -22,7 +22,7 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 _FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
 _REASONS = {
     400: "Malformed request (not JSON, bad header or cursor)",
-    401: "No, malformed, unknown or revoked credentials",
+    401: "No, malformed, unknown, expired or revoked credentials",
     403: "The credentials are not allowed to do this",
     404: "Nothing recorded under that name",
     413: "The body or batch is larger than the limit",

@@ -125,7 +125,11 @@ def _api_user(registry: RegistryStore, token: str) -> ApiUser | None:
     if not _TOKEN.fullmatch(token):
         return None
     principal = registry.principal(token)
-    if isinstance(principal, ApiUser) and principal.role in (ApiRole.AUDITOR, ApiRole.ADMIN):
+    if (
+        isinstance(principal, ApiUser)
+        and principal.role in (ApiRole.AUDITOR, ApiRole.ADMIN)
+        and not principal.scoped  # the UI reads every party's data
+    ):
         return principal
     return None
 
