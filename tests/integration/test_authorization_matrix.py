@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -25,19 +26,38 @@ from fastapi.testclient import TestClient
 
 from services.bootstrap import build_ingest_app, build_ledger_api
 from services.contract.epcis_identifiers import container_uri, location_uri
+from services.db.engine import make_engine
 from services.ledger.domain.integrity.tiles import TileRef, tile_ref_for_size
-from services.registry.store import new_webhook_secret
+from services.registry.principals import ApiRole
+from services.registry.store import RegistryStore, new_webhook_secret
 from tests.support import events as ev
 from tests.support.recorded_ledger import RecordedLedger, record_ledger
 from tests.support.stack import LiveStack
+from tests.support.waiting import wait_for
 from tests.support.webhook_signing import receipt_body, signed_headers
 
 pytestmark = pytest.mark.integration
 
-CREDENTIALS = ("none", "bad", "site_device", "hauler_device", "plant_device", "auditor", "admin")
+CREDENTIALS = (
+    "none",
+    "bad",
+    "expired",
+    "revoked",
+    "site_device",
+    "hauler_device",
+    "plant_device",
+    "party",
+    "scoped_auditor",
+    "auditor",
+    "admin",
+)
 EVERYONE = frozenset(CREDENTIALS)
 DEVICES = frozenset({"site_device", "hauler_device", "plant_device"})
 API_USERS = frozenset({"auditor", "admin"})
+#: Readers within a scope too: a party user of site-a, an auditor scoped to site-a (the recorded
+#: container passed through site-a, so both may read it).
+READERS = API_USERS | {"party", "scoped_auditor"}
+UNAUTHENTICATED = frozenset({"none", "bad", "expired", "revoked"})
 NOBODY: frozenset[str] = frozenset()
 
 How = Literal["public", "bearer", "cookie", "form", "signature"]
@@ -70,16 +90,16 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     ("ledger", "GET", "/readyz"): ("public", EVERYONE),
     ("ledger", "GET", "/metrics"): ("public", EVERYONE),
     # ledger API
-    ("ledger", "GET", "/v1/containers"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/containers.csv"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/containers/{container_id}/custody"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/containers/{container_id}/custody.csv"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/containers/{container_id}/custody.epcis.json"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/containers/{container_id}/bundle"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/events"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/events/{event_id}"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/events/{event_id}/proof"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/anomalies"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/containers"): ("bearer", READERS),
+    ("ledger", "GET", "/v1/containers.csv"): ("bearer", READERS),
+    ("ledger", "GET", "/v1/containers/{container_id}/custody"): ("bearer", READERS),
+    ("ledger", "GET", "/v1/containers/{container_id}/custody.csv"): ("bearer", READERS),
+    ("ledger", "GET", "/v1/containers/{container_id}/custody.epcis.json"): ("bearer", READERS),
+    ("ledger", "GET", "/v1/containers/{container_id}/bundle"): ("bearer", READERS),
+    ("ledger", "GET", "/v1/events"): ("bearer", READERS),
+    ("ledger", "GET", "/v1/events/{event_id}"): ("bearer", READERS),
+    ("ledger", "GET", "/v1/events/{event_id}/proof"): ("bearer", READERS),
+    ("ledger", "GET", "/v1/anomalies"): ("bearer", READERS),
     ("ledger", "GET", "/v1/checkpoints/latest"): ("bearer", API_USERS),
     ("ledger", "GET", "/v1/checkpoints/consistency"): ("bearer", API_USERS),
     ("ledger", "GET", "/v1/checkpoints/key"): ("public", EVERYONE),  # the verifier key
@@ -88,14 +108,14 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     ("ledger", "GET", "/v1/reports/shipment-log.csv"): ("bearer", API_USERS),
     ("ledger", "GET", "/v1/shipments/{shipment_id:path}/certificate.pdf"): ("bearer", API_USERS),
     # ledger: the EPCIS 2.0 query interface
-    ("ledger", "GET", "/epcis/events"): ("bearer", API_USERS),
-    ("ledger", "GET", "/epcis/events/{event_id:path}"): ("bearer", API_USERS),
-    ("ledger", "GET", "/epcis/eventTypes/{value:path}/events"): ("bearer", API_USERS),
-    ("ledger", "GET", "/epcis/epcs/{value:path}/events"): ("bearer", API_USERS),
-    ("ledger", "GET", "/epcis/bizSteps/{value:path}/events"): ("bearer", API_USERS),
-    ("ledger", "GET", "/epcis/bizLocations/{value:path}/events"): ("bearer", API_USERS),
-    ("ledger", "GET", "/epcis/readPoints/{value:path}/events"): ("bearer", API_USERS),
-    ("ledger", "GET", "/epcis/dispositions/{value:path}/events"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/events"): ("bearer", READERS),
+    ("ledger", "GET", "/epcis/events/{event_id:path}"): ("bearer", READERS),
+    ("ledger", "GET", "/epcis/eventTypes/{value:path}/events"): ("bearer", READERS),
+    ("ledger", "GET", "/epcis/epcs/{value:path}/events"): ("bearer", READERS),
+    ("ledger", "GET", "/epcis/bizSteps/{value:path}/events"): ("bearer", READERS),
+    ("ledger", "GET", "/epcis/bizLocations/{value:path}/events"): ("bearer", READERS),
+    ("ledger", "GET", "/epcis/readPoints/{value:path}/events"): ("bearer", READERS),
+    ("ledger", "GET", "/epcis/dispositions/{value:path}/events"): ("bearer", READERS),
     ("ledger", "GET", "/epcis/queries"): ("bearer", API_USERS),
     ("ledger", "POST", "/epcis/queries"): ("bearer", API_USERS),
     ("ledger", "GET", "/epcis/queries/{query_name}"): ("bearer", API_USERS),
@@ -149,9 +169,22 @@ class Env:
 def env(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     recorded = record_ledger(stack, tmp_path_factory.mktemp("authz"))
     network = recorded.network
+    store = RegistryStore(make_engine(recorded.settings.database_url, pool_size=1))
+    expired = store.add_api_token(
+        "expired-1", ApiRole.AUDITOR, expires_in=timedelta(milliseconds=1)
+    )
+    revoked = store.add_api_token("revoked-1", ApiRole.AUDITOR)
+    store.revoke_token("revoked-1")
+    wait_for(lambda: store.principal(expired) is None, what="the token to expire", timeout=10)
     tokens: dict[str, str | None] = {
         "none": None,
         "bad": "bca_not-a-token-anyone-was-given",
+        "expired": expired,
+        "revoked": revoked,
+        "party": store.add_api_token("party-1", ApiRole.PARTY, party_id="site-a"),
+        "scoped_auditor": store.add_api_token(
+            "scoped-1", ApiRole.AUDITOR, scope_parties=("site-a",)
+        ),
         "site_device": network.tokens["site-a-dev"],
         "hauler_device": network.tokens["hauler-a-dev"],
         "plant_device": network.tokens["plant-a-dev"],
@@ -362,7 +395,7 @@ def test_only_the_expected_credentials_get_in(
         assert response.status_code == 401, answer
         assert "set-cookie" not in response.headers
     else:
-        expected = 401 if credential in ("none", "bad") else 403
+        expected = 401 if credential in UNAUTHENTICATED else 403
         assert response.status_code == expected, answer
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["status"] == expected

@@ -15,7 +15,7 @@ from services.contract.events import ContainerId
 from services.ledger.adapters.epcis_queries import EpcisQueryStore
 from services.ledger.adapters.merkle_log import StoredCheckpoint
 from services.ledger.api import deliveries, log
-from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, attachment
+from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, Reader, attachment
 from services.ledger.api.epcis import epcis_router
 from services.ledger.api.event_query import event_query_router
 from services.ledger.api.presenters import anomaly_json, entry_json, trail_json
@@ -31,6 +31,7 @@ from services.ledger.rendering.csv_export import TRAIL_COLUMNS, search_rows, tra
 from services.ledger.rendering.epcis import MEDIA_TYPE as EPCIS_MEDIA_TYPE
 from services.ledger.rendering.epcis import epcis_document
 from services.ledger.ui.router import ReportRoutes, ui_router
+from services.registry.principals import ApiUser
 from services.registry.store import RegistryStore
 from services.web.cursors import decode_container_cursor, encode_container_cursor
 from services.web.openapi import install_openapi, problem_responses
@@ -76,14 +77,23 @@ def create_app(
     app.include_router(deliveries.router(read_side))
     app.include_router(log.router(read_side))
 
-    async def recorded_trail(container_id: str, as_of: datetime | None) -> CustodyTrail:
+    async def require_visible(container_id: str, reader: ApiUser, missing: str) -> None:
+        """404 with the very answer an unknown container gets, outside the reader's scope."""
+        if not await run_in_threadpool(read_side.containers.visible, container_id, reader.scope):
+            raise Problem(404, "Not found", missing)
+
+    async def recorded_trail(
+        container_id: str, as_of: datetime | None, reader: ApiUser
+    ) -> CustodyTrail:
         if as_of is not None and as_of.tzinfo is None:
             raise Problem(422, "Invalid query", "as_of: needs a UTC offset")
+        missing = f"no recorded events for container {container_id!r}"
+        await require_visible(container_id, reader, missing)
         trail = await run_in_threadpool(
             read_side.containers.trail, container_id, now=datetime.now(UTC), as_of=as_of
         )
         if trail is None:
-            raise Problem(404, "Not found", f"no recorded events for container {container_id!r}")
+            raise Problem(404, "Not found", missing)
         return trail
 
     @app.get(
@@ -92,9 +102,9 @@ def create_app(
         responses=problem_responses(404, 422),
     )
     async def custody(
-        _: Auditor, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
+        reader: Reader, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
     ) -> dict[str, Any]:
-        return trail_json(await recorded_trail(container_id, as_of))
+        return trail_json(await recorded_trail(container_id, as_of, reader))
 
     @app.get(
         "/v1/containers/{container_id}/custody.epcis.json",
@@ -106,9 +116,9 @@ def create_app(
         },
     )
     async def custody_epcis(
-        _: Auditor, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
+        reader: Reader, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
     ) -> JSONResponse:
-        trail = await recorded_trail(container_id, as_of)
+        trail = await recorded_trail(container_id, as_of, reader)
         roles = await run_in_threadpool(registry.party_roles)
         document = epcis_document(trail, created=datetime.now(UTC), party_roles=roles)
         return JSONResponse(
@@ -127,9 +137,9 @@ def create_app(
         },
     )
     async def custody_csv(
-        _: Auditor, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
+        reader: Reader, container_id: Annotated[ContainerId, Path()], as_of: AsOf = None
     ) -> Response:
-        trail = await recorded_trail(container_id, as_of)
+        trail = await recorded_trail(container_id, as_of, reader)
         text = write_csv(trail_rows(trail), TRAIL_COLUMNS)
         return Response(
             text, media_type=CSV_MEDIA_TYPE, headers=attachment(f"{container_id}.custody.csv")
@@ -145,7 +155,7 @@ def create_app(
         },
     )
     async def containers_csv(
-        _: Auditor,
+        reader: Reader,
         request: Request,
         flt: Filters,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -153,7 +163,7 @@ def create_app(
     ) -> Response:
         now, after = datetime.now(UTC), decode_container_cursor(cursor)
         rows = await run_in_threadpool(
-            read_side.containers.search, flt, now=now, after=after, limit=limit
+            read_side.containers.search, flt, now=now, after=after, limit=limit, scope=reader.scope
         )
         ids = [row["container_id"] for row in rows]
         trails = await run_in_threadpool(read_side.containers.trails, ids, now=now)
@@ -166,7 +176,7 @@ def create_app(
 
     @app.get("/v1/containers", tags=["custody"], responses=problem_responses(400, 422))
     async def containers(
-        _: Auditor,
+        reader: Reader,
         flt: Filters,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
         limit: PageSize = 50,
@@ -177,6 +187,7 @@ def create_app(
             now=datetime.now(UTC),
             after=decode_container_cursor(cursor),
             limit=limit,
+            scope=reader.scope,
         )
         items = [
             {
@@ -196,15 +207,17 @@ def create_app(
         return {"items": items, "next_cursor": next_cursor}
 
     @app.get("/v1/events/{event_id}", tags=["events"], responses=problem_responses(404, 422))
-    async def event(_: Auditor, event_id: UUID) -> dict[str, Any]:
+    async def event(reader: Reader, event_id: UUID) -> dict[str, Any]:
+        missing = f"event {event_id} is not recorded"
         entry = await run_in_threadpool(read_side.containers.entry, event_id)
         if entry is None:
-            raise Problem(404, "Not found", f"event {event_id} is not recorded")
+            raise Problem(404, "Not found", missing)
+        await require_visible(entry.event.container_id, reader, missing)
         return entry_json(entry)
 
     @app.get("/v1/anomalies", tags=["custody"], responses=problem_responses(400, 422))
     async def anomalies(
-        _: Auditor,
+        reader: Reader,
         code: AnomalyCode | None = None,
         cursor: Annotated[str | None, Query(max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -215,6 +228,7 @@ def create_app(
             now=datetime.now(UTC),
             after=decode_container_cursor(cursor),
             limit=limit,
+            scope=reader.scope,
         )
         items = [
             {"container_id": trail.container_id, **anomaly_json(item)}
@@ -234,13 +248,19 @@ def create_app(
         "/v1/events/{event_id}/proof", tags=["integrity"], responses=problem_responses(404, 422)
     )
     async def event_proof(
-        _: Auditor,
+        reader: Reader,
         event_id: UUID,
         tree_size: Annotated[
             int | None,
             Query(ge=1, le=MAX_BIGINT, description="A signed checkpoint's size; default latest."),
         ] = None,
     ) -> dict[str, Any]:
+        if reader.scoped:
+            entry = await run_in_threadpool(read_side.containers.entry, event_id)
+            missing = f"event {event_id} is not recorded"  # as ProofUnavailable says it
+            if entry is None:
+                raise Problem(404, "Not found", missing)
+            await require_visible(entry.event.container_id, reader, missing)
         try:
             answer = await run_in_threadpool(read_side.proofs.inclusion, event_id, tree_size)
         except ProofUnavailable as error:
@@ -297,7 +317,7 @@ def create_app(
         responses=problem_responses(404, 422),
     )
     async def bundle(
-        _: Auditor,
+        reader: Reader,
         container_id: Annotated[ContainerId, Path()],
         trusted_size: Annotated[
             int | None,
@@ -309,6 +329,16 @@ def create_app(
         ] = "2",
     ) -> JSONResponse:
         version = BUNDLE_FORMAT if format == "2" else BUNDLE_FORMAT_V1
+        if reader.scoped:  # outside the scope, the answer an unknown container gets
+            latest = await run_in_threadpool(read_side.proofs.latest)
+            if latest is None:
+                raise Problem(404, "Not found", "no checkpoint has been signed yet")
+            await require_visible(
+                container_id,
+                reader,
+                f"no entry of container {container_id!r} is covered by checkpoint size "
+                f"{latest.checkpoint.tree_size}",
+            )
         try:
             document = await run_in_threadpool(
                 read_side.proofs.bundle, container_id, trusted_size, version

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse, Response
 
 from services.contract.epcis_schema import QUERY_SCHEMA, schema_errors
 from services.ledger.adapters.epcis_queries import EpcisQueryStore, QueryExists, Subscription
-from services.ledger.api.dependencies import Auditor
+from services.ledger.api.dependencies import Auditor, Reader
 from services.ledger.domain.epcis_query import (
     PAGING,
     PER_PAGE_MAX,
@@ -41,6 +42,7 @@ from services.ledger.domain.integrity.hashing import format_instant
 from services.ledger.domain.query_schedule import next_fire
 from services.ledger.readside import ReadSide
 from services.ledger.rendering.epcis import epcis_events, epcis_query_document
+from services.registry.principals import ApiUser
 from services.registry.store import RegistryStore
 from services.web.epcis import VERSION_HEADERS, epcis_problem
 from services.web.openapi import problem_responses
@@ -184,11 +186,15 @@ async def _json_body(request: Request) -> object:
 def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQueryStore) -> APIRouter:
     router = APIRouter(prefix="/epcis", tags=["EPCIS queries"])
 
-    async def answer(request: Request, terms: Terms, resource: str = "") -> JSONResponse:
+    async def answer(
+        request: Request, reader: ApiUser, terms: Terms, resource: str = ""
+    ) -> JSONResponse:
+        """The page of a query, read within the reader's scope; its page token is bound to the
+        query and to the reader's token."""
         now = datetime.now(UTC)
-        digest = query_digest(terms, resource)
+        digest = query_digest(terms, f"{resource}|{reader.token_id}")
         try:
-            flt = event_filter(terms)
+            flt = replace(event_filter(terms), scope=reader.scope)
             limit = per_page(terms)
             tokens = terms.get("nextPageToken")
             after = read_page_token(tokens[0], digest, now) if tokens else None
@@ -229,18 +235,18 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         responses=_QUERY_RESPONSES,
         openapi_extra={"parameters": _QUERY_PARAMETERS},
     )
-    async def events(request: Request, _: Auditor) -> JSONResponse:
-        return await answer(request, _query_terms(request))
+    async def events(request: Request, reader: Reader) -> JSONResponse:
+        return await answer(request, reader, _query_terms(request))
 
     @router.get(
         "/events/{event_id:path}",
         summary="One EPCIS event by its eventID (urn:uuid:…)",
         responses=_QUERY_RESPONSES,
     )
-    async def event(request: Request, _: Auditor, event_id: Annotated[str, Path()]) -> Response:
+    async def event(request: Request, reader: Reader, event_id: Annotated[str, Path()]) -> Response:
         if request.query_params:
             raise _query_problem("this resource takes no query parameters")
-        response = await answer(request, {"EQ_eventID": [event_id]}, "event")
+        response = await answer(request, reader, {"EQ_eventID": [event_id]}, "event")
         if b'"eventList":[]' in bytes(response.body):
             raise _not_found(f"no event {event_id}")
         return response
@@ -257,12 +263,13 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
 
         async def handler(
             request: Request,
-            _: Auditor,
+            reader: Reader,
             value: ResourceValue,
             parameter: str = parameter,
             collection: str = collection,
         ) -> JSONResponse:
-            return await answer(request, resource_terms(request, parameter, value), collection)
+            terms = resource_terms(request, parameter, value)
+            return await answer(request, reader, terms, collection)
 
         router.add_api_route(
             f"/{collection}/{{value:path}}/events",
@@ -346,7 +353,9 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         responses=_QUERY_RESPONSES,
         openapi_extra={"parameters": _QUERY_PARAMETERS[-2:]},
     )
-    async def named_events(request: Request, _: Auditor, query_name: QueryName) -> JSONResponse:
+    async def named_events(
+        request: Request, auditor: Auditor, query_name: QueryName
+    ) -> JSONResponse:
         extra = _query_terms(request)
         unexpected = sorted(set(extra) - PAGING)
         if unexpected:
@@ -356,7 +365,8 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         except QueryParameterError as error:
             raise _query_problem(str(error)) from None
         query = await run_in_threadpool(named, query_name)
-        return await answer(request, {**terms_from_json(query), **extra}, f"query:{query_name}")
+        terms = {**terms_from_json(query), **extra}
+        return await answer(request, auditor, terms, f"query:{query_name}")
 
     # --- subscriptions ---
 

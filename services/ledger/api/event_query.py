@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import StringConstraints
 
-from services.ledger.api.dependencies import Auditor
+from services.ledger.api.dependencies import Reader
 from services.ledger.api.presenters import entry_json
 from services.ledger.domain.event_filter import (
     EventFilter,
@@ -51,7 +51,7 @@ def event_query_router(read_side: ReadSide, registry: RegistryStore) -> APIRoute
 
     @router.get("/v1/events", responses=problem_responses(400, 422))
     async def query_events(
-        _: Auditor,
+        reader: Reader,
         ge_event_time: Annotated[
             datetime | None, _time("GE_eventTime", "Events that occurred at or after this time.")
         ] = None,
@@ -107,6 +107,7 @@ def event_query_router(read_side: ReadSide, registry: RegistryStore) -> APIRoute
                 biz_locations=tuple(location_id_of(v) for v in biz_locations or ()),
                 read_points=tuple(location_id_of(v) for v in read_points or ()),
                 epc_matches=(match_epcs(split_list(epcs)),) if epcs else (),
+                scope=reader.scope,
             )
         except QueryTermError as error:
             raise Problem(422, "Invalid query", str(error)) from error

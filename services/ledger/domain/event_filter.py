@@ -68,6 +68,8 @@ class EventFilter:
     event_ids: tuple[UUID, ...] = ()
     corrected_only: bool = False
     """Only events some correction names (whether it is in force is for the trail to say)."""
+    scope: frozenset[str] | None = None
+    """Only containers these parties took part in (``readside/scope.py``); None: all."""
 
 
 BIZ_STEP_TYPES: dict[str, frozenset[EventType]] = {

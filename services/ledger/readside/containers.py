@@ -23,6 +23,7 @@ from services.ledger.domain.custody import (
     reconstruct,
 )
 from services.ledger.domain.entries import RecordedEntry
+from services.ledger.readside.scope import Scope, container_visible, in_scope
 
 _SITE_STATES = (ContainerState.OPEN.value, ContainerState.SEALED.value)
 TIME_CODES = tuple(code for code in AnomalyCode if code in TIME_BASED_CODES)
@@ -123,13 +124,29 @@ class ContainerQueries:
             found = reconstruct_trails(connection, container_ids, now=now, rules=self.rules)
         return [found[container_id] for container_id in container_ids if container_id in found]
 
+    def visible(self, container_id: str, scope: Scope) -> bool:
+        """Whether a reader with ``scope`` may see the container (True: no scope)."""
+        if scope is None:
+            return True
+        with self._engine.connect() as connection:
+            return bool(connection.execute(select(container_visible(container_id, scope))).scalar())
+
     def search(
-        self, flt: ContainerFilter, *, now: datetime, after: str | None, limit: int
+        self,
+        flt: ContainerFilter,
+        *,
+        now: datetime,
+        after: str | None,
+        limit: int,
+        scope: Scope = None,
     ) -> list[dict[str, Any]]:
         c = tables.containers.c
         query = filtered(
             select(tables.containers, *time_flags(now, self.rules)), flt, now, self.rules
         )
+        scoped = in_scope(c.container_id, scope)
+        if scoped is not None:
+            query = query.where(scoped)
         if after is not None:
             query = query.where(c.container_id > after)
         query = query.order_by(c.container_id).limit(limit)
@@ -147,7 +164,13 @@ class ContainerQueries:
         return recorded_entry(rows[0]) if rows else None
 
     def trails_with_anomalies(
-        self, code: AnomalyCode | None, *, now: datetime, after: str | None, limit: int
+        self,
+        code: AnomalyCode | None,
+        *,
+        now: datetime,
+        after: str | None,
+        limit: int,
+        scope: Scope = None,
     ) -> list[CustodyTrail]:
         c = tables.containers.c
         if code is not None:
@@ -158,6 +181,9 @@ class ContainerQueries:
                 *(time_based_condition(time_code, now, self.rules) for time_code in AnomalyCode),
             )
         query = select(c.container_id).where(condition).order_by(c.container_id).limit(limit)
+        scoped = in_scope(c.container_id, scope)
+        if scoped is not None:
+            query = query.where(scoped)
         if after is not None:
             query = query.where(c.container_id > after)
         with self._engine.connect() as connection:

@@ -23,6 +23,7 @@ from services.ledger.domain.event_filter import (
     EventFilter,
     TypeSelection,
 )
+from services.ledger.readside.scope import in_scope
 
 _POSSESSION_TYPES = (EventType.PICKUP, EventType.HANDOFF, EventType.INTAKE)
 _SHIPMENT_TYPES = (EventType.PICKUP, EventType.HANDOFF, EventType.RECEIPT_ACK)
@@ -171,6 +172,9 @@ def _query(
                 c.body["corrects_event_id"].astext == e.event_id.cast(Text),
             )
         )
+    scoped = in_scope(e.container_id, flt.scope)
+    if scoped is not None:
+        conditions.append(scoped)
     if after_seq is not None:
         conditions.append(e.seq > after_seq)
     return select(tables.entries).where(*conditions).order_by(e.seq).limit(limit)

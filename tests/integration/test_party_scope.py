@@ -1,0 +1,260 @@
+"""Every party sees its own custody, and no more: party users and scoped auditors over two
+sites, two haulers and two plants in two jurisdictions.
+
+The visible containers are computed here independently, from the events as posted: a container
+is visible to parties S when one of its events was posted by a party of S or names one as
+from_party, to_party or destination_party. The API, CSV exports and EPCIS queries must give
+exactly that set; outside it, a container answers as one that does not exist.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from services.bootstrap import build_consumer, build_ingest_app, build_ledger_api
+from services.contract.epcis_identifiers import container_uri, id_from_uri
+from services.db.engine import make_engine
+from services.registry.principals import ApiRole, PartyRole
+from services.registry.store import RegistryStore
+from tests.support import events as ev
+from tests.support.stack import LiveStack
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+PARTIES = {
+    "site-n": (PartyRole.SITE, "US-NY"),
+    "site-c": (PartyRole.SITE, "US-CA"),
+    "hauler-n": (PartyRole.HAULER, "US-NY"),
+    "hauler-c": (PartyRole.HAULER, "US-CA"),
+    "plant-n": (PartyRole.PLANT, "US-NY"),
+    "plant-c": (PartyRole.PLANT, "US-CA"),
+}
+
+
+def lives() -> list[tuple[str, dict[str, Any]]]:
+    """(posting party, event) for five containers whose lives cross the two states."""
+    posted: list[tuple[str, dict[str, Any]]] = []
+
+    def life(container: str, site: str, hauler: str, plant: str, *, arrives: bool) -> None:
+        posted.append((site, ev.dropoff(container, 0, location_id=f"{site}:dock")))
+        pickup = ev.transfer(
+            "pickup",
+            container,
+            1,
+            site,
+            hauler,
+            shipment_id=f"BOL-{container}",
+            destination_party=plant,
+            location_id=f"{site}:dock",
+        )
+        posted.append((hauler, pickup))
+        if arrives:
+            posted.append(
+                (
+                    plant,
+                    ev.transfer(
+                        "intake",
+                        container,
+                        3,
+                        hauler,
+                        plant,
+                        weight_kg=40.0,
+                        location_id=f"{plant}:gate",
+                    ),
+                )
+            )
+
+    life("PS-K1", "site-n", "hauler-n", "plant-n", arrives=True)
+    life("PS-K2", "site-c", "hauler-c", "plant-c", arrives=True)
+    life("PS-K3", "site-n", "hauler-c", "plant-c", arrives=False)
+    life("PS-K5", "site-c", "hauler-n", "plant-n", arrives=True)
+    posted.append(("site-c", ev.dropoff("PS-K4", 0, location_id="site-c:dock")))
+    return posted
+
+
+def visible(posted: list[tuple[str, dict[str, Any]]], scope: set[str] | None) -> set[str]:
+    """The rule, computed from the events as posted."""
+    seen: dict[str, set[str]] = {}
+    for party, event in posted:
+        named = {party} | {
+            event[key] for key in ("from_party", "to_party", "destination_party") if key in event
+        }
+        seen.setdefault(event["container_id"], set()).update(named)
+    return {c for c, parties in seen.items() if scope is None or parties & scope}
+
+
+@dataclass
+class World:
+    ledger: TestClient
+    posted: list[tuple[str, dict[str, Any]]]
+    tokens: dict[str, str]
+    scopes: dict[str, set[str] | None]
+
+    def get(self, reader: str, path: str, **params: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[reader]}"}
+        return self.ledger.get(path, params=params, headers=headers)
+
+
+@pytest.fixture(scope="module")
+def world(stack: LiveStack) -> Iterator[World]:
+    settings = stack.settings()
+    engine = make_engine(settings.database_url, pool_size=1)
+    registry = RegistryStore(engine, cache_seconds=0)
+    devices: dict[str, str] = {}
+    tokens: dict[str, str] = {}
+    for party, (role, jurisdiction) in PARTIES.items():
+        registry.add_party(party, party, role, jurisdiction=jurisdiction)
+        devices[party] = registry.add_device(f"{party}-dev", party)
+        tokens[party] = registry.add_api_token(f"user-{party}", ApiRole.PARTY, party_id=party)
+    tokens["ny-regulator"] = registry.add_api_token(
+        "ny-regulator", ApiRole.AUDITOR, scope_jurisdictions=("US-NY",)
+    )
+    tokens["ca-and-hauler-n"] = registry.add_api_token(
+        "ca-and-hauler-n",
+        ApiRole.AUDITOR,
+        scope_jurisdictions=("US-CA",),
+        scope_parties=("hauler-n",),
+    )
+    tokens["auditor"] = registry.add_api_token("auditor", ApiRole.AUDITOR)
+    scopes: dict[str, set[str] | None] = {party: {party} for party in PARTIES}
+    scopes["ny-regulator"] = {p for p, (_, j) in PARTIES.items() if j == "US-NY"}
+    scopes["ca-and-hauler-n"] = {p for p, (_, j) in PARTIES.items() if j == "US-CA"} | {"hauler-n"}
+    scopes["auditor"] = None
+
+    posted = lives()
+    stop = threading.Event()
+    consumer = threading.Thread(target=build_consumer(settings).run, args=(stop,), daemon=True)
+    consumer.start()
+    with TestClient(build_ingest_app(settings)) as ingest:
+        for party, event in posted:
+            headers = {"Authorization": f"Bearer {devices[party]}"}
+            answer = ingest.post("/v1/events", json=event, headers=headers)
+            assert answer.status_code == 202, answer.text
+
+    def recorded() -> int:
+        with engine.connect() as connection:
+            return int(connection.execute(text("SELECT count(*) FROM ledger.entries")).scalar_one())
+
+    wait_for(lambda: recorded() == len(posted), what="every event recorded")
+    with TestClient(build_ledger_api(settings)) as ledger:
+        yield World(ledger, posted, tokens, scopes)
+    stop.set()
+    consumer.join(timeout=30)
+    engine.dispose()
+
+
+READERS = [*PARTIES, "ny-regulator", "ca-and-hauler-n", "auditor"]
+
+
+def test_the_rule_gives_a_different_set_to_each_reader(world: World) -> None:
+    """The scenario is worth testing: the readers' sets differ and none is empty."""
+    sets = {reader: frozenset(visible(world.posted, world.scopes[reader])) for reader in READERS}
+    assert all(sets.values())
+    assert len(set(sets.values())) >= 6
+    assert sets["auditor"] == {"PS-K1", "PS-K2", "PS-K3", "PS-K4", "PS-K5"}
+    assert sets["plant-c"] == {"PS-K2", "PS-K3"}  # K3 names plant-c as its destination
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_lists_exports_and_queries_give_exactly_the_scope(world: World, reader: str) -> None:
+    expected = visible(world.posted, world.scopes[reader])
+
+    listed = world.get(reader, "/v1/containers", limit=500)
+    assert listed.status_code == 200, listed.text
+    assert {item["container_id"] for item in listed.json()["items"]} == expected
+
+    exported = world.get(reader, "/v1/containers.csv", limit=500)
+    assert exported.status_code == 200, exported.text
+    rows = exported.text.splitlines()[1:]
+    assert {row.split(",")[0] for row in rows} == expected
+
+    events = world.get(reader, "/v1/events", limit=500)
+    assert {item["container_id"] for item in events.json()["items"]} == expected
+
+    document = world.get(reader, "/epcis/events", perPage="1000")
+    assert document.status_code == 200, document.text
+    found = set()
+    for event in document.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]:
+        uri = event.get("parentID") or event["epcList"][0]
+        found.add(id_from_uri(uri, "container"))
+    assert found == expected
+
+    anomalies = world.get(reader, "/v1/anomalies", limit=200)
+    assert {item["container_id"] for item in anomalies.json()["items"]} <= expected
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_outside_the_scope_a_container_does_not_exist(world: World, reader: str) -> None:
+    expected = visible(world.posted, world.scopes[reader])
+    unknown = world.get(reader, "/v1/containers/PS-NONE/custody")
+    assert unknown.status_code == 404
+    for container in visible(world.posted, None):
+        for suffix in ("custody", "custody.csv", "custody.epcis.json"):
+            answer = world.get(reader, f"/v1/containers/{container}/{suffix}")
+            if container in expected:
+                assert answer.status_code == 200, answer.text
+            else:
+                assert answer.status_code == 404, answer.text
+                assert answer.json()["detail"] == unknown.json()["detail"].replace(
+                    "PS-NONE", container
+                )
+        by_epc = world.get(reader, f"/epcis/epcs/{quote(container_uri(container), safe='')}/events")
+        events = by_epc.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        assert bool(events) == (container in expected)
+        bundle = world.get(reader, f"/v1/containers/{container}/bundle")
+        none_bundle = world.get(reader, "/v1/containers/PS-NONE/bundle")
+        if container not in expected:
+            assert bundle.status_code == none_bundle.status_code == 404
+    for _, event in world.posted:
+        answer = world.get(reader, f"/v1/events/{event['event_id']}")
+        assert (answer.status_code == 200) == (event["container_id"] in expected)
+
+
+def test_scope_cannot_be_widened_by_parameters_or_borrowed_tokens(world: World) -> None:
+    outside = "PS-K2"  # never touched site-n
+    assert outside not in visible(world.posted, {"site-n"})
+    for params in (
+        {"MATCH_anyEPC": container_uri(outside)},
+        {"MATCH_anyEPC": "PS-*"},
+        {"EQ_source_possessing_party": "site-c"},
+    ):
+        answer = world.get("site-n", "/epcis/events", **params)
+        events = answer.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        assert all(
+            id_from_uri(e.get("parentID") or e["epcList"][0], "container") != outside
+            for e in events
+        )
+    listed = world.get("site-n", "/v1/containers", custodian="plant-c")
+    assert listed.json()["items"] == []
+
+    page = world.get("auditor", "/epcis/events", perPage="1")
+    token = page.headers["link"].split("nextPageToken=")[1].split(">")[0]
+    borrowed = world.get("site-n", "/epcis/events", perPage="1", nextPageToken=token)
+    assert borrowed.status_code == 400
+    assert "another query" in borrowed.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/reports/mass-balance?from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z",
+        "/v1/webhook-deliveries",
+        "/epcis/queries",
+        "/v1/checkpoints/latest",
+        "/log/tile/entries/000",
+    ],
+)
+def test_routes_that_read_every_party_refuse_scoped_readers(world: World, path: str) -> None:
+    for reader in ("site-n", "ny-regulator"):
+        answer = world.get(reader, path)
+        assert answer.status_code == 403, (reader, answer.text)
+    assert world.get("auditor", path).status_code != 403
