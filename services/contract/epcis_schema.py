@@ -1,20 +1,24 @@
 """GS1's EPCIS 2.0 JSON Schemas (draft-07, shipped in ``gs1/``), with the formats they rely on.
 
-The schemas say ``"format": "uri"`` / ``"date-time"`` for every identifier and time, and
-``jsonschema`` asserts those formats only when optional checker packages are installed: without
-the RFC 3986 / RFC 3339 checks below, a document full of bad URIs would pass.
+The schemas say ``"format": "uri"`` / ``"date-time"`` for every identifier and time. The
+validator is ``jsonschema-rs`` (Rust; about 50 times faster than the pure-Python ``jsonschema``
+on a capture document) with format assertion on and our own RFC 3986 / RFC 3339 checks below in
+place of its built-in ones, so a document full of bad URIs fails and the checks stay as strict as
+they were. Patterns are ECMA-262 regular expressions, as JSON Schema says: ``$`` is the end of the
+string (``"ADD\\n"`` does not match ``^ADD$``) and ``\\d`` is an ASCII digit.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft7Validator, FormatChecker
+import jsonschema_rs
 
 GS1_FILES = Path(__file__).resolve().parent / "gs1"
 DOCUMENT_SCHEMA = GS1_FILES / "EPCIS-JSON-Schema.json"
@@ -49,24 +53,23 @@ def is_date_time(value: object) -> bool:
     return offset_hours is None or (int(offset_hours) <= 23 and int(offset_minutes) <= 59)
 
 
-def format_checker() -> FormatChecker:
-    checker = FormatChecker(formats=())
-    checker.checks("uri")(is_uri)
-    checker.checks("date-time")(is_date_time)
-    return checker
+FORMATS: dict[str, Callable[[object], bool]] = {"uri": is_uri, "date-time": is_date_time}
+"""The only formats the GS1 schemas use; any other format stays an annotation."""
 
 
 @cache
-def validator(schema_file: Path = DOCUMENT_SCHEMA) -> Draft7Validator:
+def validator(schema_file: Path = DOCUMENT_SCHEMA) -> jsonschema_rs.Draft7Validator:
     schema = json.loads(schema_file.read_text(encoding="utf-8"))
-    Draft7Validator.check_schema(schema)
-    return Draft7Validator(schema, format_checker=format_checker())
+    jsonschema_rs.meta.validate(schema)
+    return jsonschema_rs.Draft7Validator(
+        schema, formats=FORMATS, validate_formats=True, offline=True
+    )
 
 
 def schema_errors(document: Any, schema_file: Path = DOCUMENT_SCHEMA) -> list[tuple[str, str]]:
     """(JSON path, message) for each way ``document`` breaks the schema; empty when valid."""
     found = []
     for error in validator(schema_file).iter_errors(document):
-        path = "/".join(str(step) for step in error.absolute_path)
+        path = "/".join(str(step) for step in error.instance_path)
         found.append((path, error.message))
     return sorted(found)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from jsonschema import Draft7Validator
+from jsonschema_rs import Draft7Validator
 from sqlalchemy import text
 
 from services.bootstrap import build_consumer, build_ingest_app, build_ledger_api
