@@ -112,7 +112,8 @@ def test_ingest_conforms_to_its_openapi(case: Any, system: System) -> None:
 @BOUNDED
 def test_ledger_conforms_to_its_openapi(case: Any, system: System) -> None:
     network = system.recorded.network
-    token = network.admin if case.path.startswith("/v1/reports/") else network.auditor
+    admin_paths = ("/v1/reports/", "/v1/admin/")
+    token = network.admin if case.path.startswith(admin_paths) else network.auditor
     case.call_and_validate(
         base_url=system.ledger_url,
         headers={"Authorization": f"Bearer {token}"},

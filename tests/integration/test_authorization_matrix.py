@@ -57,6 +57,7 @@ API_USERS = frozenset({"auditor", "admin"})
 #: Readers within a scope too: a party user of site-a, an auditor scoped to site-a (the recorded
 #: container passed through site-a, so both may read it).
 READERS = API_USERS | {"party", "scoped_auditor"}
+ADMINS = frozenset({"admin"})
 UNAUTHENTICATED = frozenset({"none", "bad", "expired", "revoked"})
 NOBODY: frozenset[str] = frozenset()
 
@@ -107,6 +108,20 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     ("ledger", "GET", "/v1/reports/mass-balance"): ("bearer", API_USERS),
     ("ledger", "GET", "/v1/reports/shipment-log.csv"): ("bearer", API_USERS),
     ("ledger", "GET", "/v1/shipments/{shipment_id:path}/certificate.pdf"): ("bearer", API_USERS),
+    # ledger: the admin API and the registry's audit trail
+    ("ledger", "GET", "/v1/admin/parties"): ("bearer", ADMINS),
+    ("ledger", "POST", "/v1/admin/parties"): ("bearer", ADMINS),
+    ("ledger", "PATCH", "/v1/admin/parties/{party_id}"): ("bearer", ADMINS),
+    ("ledger", "GET", "/v1/admin/devices"): ("bearer", ADMINS),
+    ("ledger", "POST", "/v1/admin/devices"): ("bearer", ADMINS),
+    ("ledger", "POST", "/v1/admin/devices/{device_id}/revoke"): ("bearer", ADMINS),
+    ("ledger", "POST", "/v1/admin/devices/{device_id}/rotate"): ("bearer", ADMINS),
+    ("ledger", "GET", "/v1/admin/tokens"): ("bearer", ADMINS),
+    ("ledger", "POST", "/v1/admin/tokens"): ("bearer", ADMINS),
+    ("ledger", "POST", "/v1/admin/tokens/{token_id}/revoke"): ("bearer", ADMINS),
+    ("ledger", "PUT", "/v1/admin/plants/{party_id}/webhook"): ("bearer", ADMINS),
+    ("ledger", "POST", "/v1/admin/plants/{party_id}/rotate-secret"): ("bearer", ADMINS),
+    ("ledger", "GET", "/v1/registry-audit"): ("bearer", API_USERS),
     # ledger: the EPCIS 2.0 query interface
     ("ledger", "GET", "/epcis/events"): ("bearer", READERS),
     ("ledger", "GET", "/epcis/events/{event_id:path}"): ("bearer", READERS),
@@ -176,6 +191,9 @@ def env(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     revoked = store.add_api_token("revoked-1", ApiRole.AUDITOR)
     store.revoke_token("revoked-1")
     wait_for(lambda: store.principal(expired) is None, what="the token to expire", timeout=10)
+    for device in ("authz-revoke", "authz-rotate"):
+        store.add_device(device, "site-a")
+    store.add_api_token("authz-token", ApiRole.AUDITOR)
     tokens: dict[str, str | None] = {
         "none": None,
         "bad": "bca_not-a-token-anyone-was-given",
@@ -300,9 +318,29 @@ def request(env: Env, service: Service, method: str, path: str, credential: str)
         url = f"/epcis/capture/{env.capture_ids.get(credential, uuid.uuid4())}"
     elif path.startswith("/epcis/queries"):
         url, kwargs["json"] = epcis_query_request(env, method, path, credential)
+    elif path.startswith("/v1/admin/"):
+        url, kwargs["json"] = admin_request(path, url)
     client = env.clients[service]
     response: httpx.Response = client.request(method, url, headers=headers, **kwargs)
     return response
+
+
+def admin_request(path: str, url: str) -> tuple[str, dict[str, Any] | None]:
+    """Each admin change names something of its own, so every allowed call succeeds once."""
+    fresh = uuid.uuid4().hex[:8]
+    url = url.replace(
+        "{device_id}", "authz-revoke" if url.endswith("/revoke") else "authz-rotate"
+    ).replace("{token_id}", "authz-token")
+    bodies: dict[str, dict[str, Any]] = {
+        "/v1/admin/parties": {"party_id": f"p-{fresh}", "role": "site", "jurisdiction": "US-CA"},
+        "/v1/admin/parties/{party_id}": {"jurisdiction": "US-NV"},
+        "/v1/admin/devices": {"device_id": f"d-{fresh}", "party_id": "site-a"},
+        "/v1/admin/devices/{device_id}/rotate": {"overlap_hours": 1},
+        "/v1/admin/tokens": {"token_id": f"t-{fresh}", "role": "auditor"},
+        "/v1/admin/plants/{party_id}/webhook": {"url": "http://127.0.0.1:9/receipts"},
+        "/v1/admin/plants/{party_id}/rotate-secret": {"grace_hours": 1},
+    }
+    return url, bodies.get(path)
 
 
 def epcis_query_request(

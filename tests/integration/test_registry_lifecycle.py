@@ -219,3 +219,82 @@ def test_the_cli_manages_tokens_and_devices_and_shows_the_trail(
         ("device.rotate", "device:tx-gate"),
         ("device.revoke", "device:tx-gate"),
     ]
+
+
+def test_the_admin_api_changes_the_registry_and_records_who(
+    settings: Settings, store: RegistryStore
+) -> None:
+    admin_token = store.add_api_token("admin-api", ApiRole.ADMIN)
+    auditor_token = store.add_api_token("auditor-api", ApiRole.AUDITOR)
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    with TestClient(build_ledger_api(settings)) as ledger:
+        party = ledger.post(
+            "/v1/admin/parties",
+            json={"party_id": "hub-api", "role": "hub", "jurisdiction": "US-WA"},
+            headers=admin,
+        )
+        assert party.status_code == 201, party.text
+        twice = ledger.post(
+            "/v1/admin/parties", json={"party_id": "hub-api", "role": "hub"}, headers=admin
+        )
+        assert twice.status_code == 409
+        bad = ledger.post(
+            "/v1/admin/parties",
+            json={"party_id": "hub-x", "role": "hub", "jurisdiction": "Washington"},
+            headers=admin,
+        )
+        assert bad.status_code == 422
+        device = ledger.post(
+            "/v1/admin/devices",
+            json={"device_id": "hub-api-dev", "party_id": "hub-api"},
+            headers=admin,
+        )
+        assert device.status_code == 201, device.text
+        device_token = device.json()["token"]
+        assert store.principal(device_token) is not None
+        assert device_token not in ledger.get("/v1/admin/devices", headers=admin).text
+        token = ledger.post(
+            "/v1/admin/tokens",
+            json={"token_id": "hub-api-user", "role": "party", "party_id": "hub-api"},
+            headers=admin,
+        )
+        assert token.status_code == 201, token.text
+        user = token.json()["token"]
+        listed = ledger.get("/v1/admin/tokens", headers=admin)
+        assert user not in listed.text
+        row = next(t for t in listed.json() if t["token_id"] == "hub-api-user")
+        assert row["party_id"] == "hub-api"
+        assert row["expires_at"] is not None
+        mine = ledger.get("/v1/containers", headers={"Authorization": f"Bearer {user}"})
+        assert mine.status_code == 200
+        assert mine.json()["items"] == []  # hub-api took part in nothing yet
+        revoked = ledger.post("/v1/admin/tokens/hub-api-user/revoke", headers=admin)
+        assert revoked.status_code == 200
+        assert (
+            ledger.get("/v1/containers", headers={"Authorization": f"Bearer {user}"}).status_code
+            == 401
+        )
+        assert ledger.post("/v1/admin/tokens/hub-api-user/revoke", headers=admin).status_code == 409
+        assert ledger.post("/v1/admin/tokens/nobody/revoke", headers=admin).status_code == 404
+        refused = ledger.get(
+            "/v1/admin/tokens", headers={"Authorization": f"Bearer {auditor_token}"}
+        )
+        assert refused.status_code == 403
+
+        trail = ledger.get(
+            "/v1/registry-audit",
+            params={"limit": 1000},
+            headers={"Authorization": f"Bearer {auditor_token}"},
+        )
+        assert trail.status_code == 200
+        made = [
+            (item["actor"], item["action"], item["subject"])
+            for item in trail.json()["items"]
+            if "hub-api" in item["subject"]
+        ]
+        assert made == [
+            ("token:admin-api", "party.add", "party:hub-api"),
+            ("token:admin-api", "device.add", "device:hub-api-dev"),
+            ("token:admin-api", "token.add", "token:hub-api-user"),
+            ("token:admin-api", "token.revoke", "token:hub-api-user"),
+        ]

@@ -15,6 +15,7 @@ from services.contract.events import ContainerId
 from services.ledger.adapters.epcis_queries import EpcisQueryStore
 from services.ledger.adapters.merkle_log import StoredCheckpoint
 from services.ledger.api import deliveries, log
+from services.ledger.api.admin import admin_router, registry_audit_router
 from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, Reader, attachment
 from services.ledger.api.epcis import epcis_router
 from services.ledger.api.event_query import event_query_router
@@ -75,6 +76,8 @@ def create_app(
 
     app.state.registry = registry
     app.include_router(deliveries.router(read_side))
+    app.include_router(admin_router(registry))
+    app.include_router(registry_audit_router(registry))
     app.include_router(log.router(read_side))
 
     async def require_visible(container_id: str, reader: ApiUser, missing: str) -> None:
