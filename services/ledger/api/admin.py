@@ -125,7 +125,10 @@ def admin_router(registry: RegistryStore) -> APIRouter:
         return [{**party, "created_at": _when(party["created_at"])} for party in found]
 
     @router.post(
-        "/parties", status_code=201, summary="Register a party", responses=problem_responses(400, 409)
+        "/parties",
+        status_code=201,
+        summary="Register a party",
+        responses=problem_responses(400, 409),
     )
     async def add_party(admin: Admin, body: NewParty) -> dict[str, Any]:
         await change(

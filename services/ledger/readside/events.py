@@ -8,7 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, Select, Text, and_, exists, false, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    Text,
+    and_,
+    exists,
+    false,
+    not_,
+    or_,
+    select,
+)
 
 from services.contract.epcis_identifiers import RECEIVING_ROLES
 from services.contract.events import EventType
@@ -34,7 +45,8 @@ class EventPage:
     entries: list[RecordedEntry]
     """The matching entries, in ledger order."""
     trails: dict[str, CustodyTrail]
-    """The current trail of each container on the page (corrections, anomalies)."""
+    """The current trail of each container on the page that has a correction (which of them
+    are in force is the trail's to say); the other containers' events stand as recorded."""
 
 
 def _like_prefix(prefix: str) -> str:
@@ -73,12 +85,18 @@ class EventQueries:
         limit: int,
         now: datetime,
     ) -> EventPage:
-        """``find``, with the current trail of every container on the page."""
+        """``find``, with the trails that say which corrections are in force."""
         query = _query(flt, party_roles, after_seq, limit)
+        e = tables.entries.c
         with self._engine.connect() as connection:
             found = [recorded_entry(row) for row in connection.execute(query).mappings()]
-            containers = {entry.event.container_id for entry in found}
-            by_container = trails(connection, containers, now=now, rules=self._rules)
+            containers = sorted({entry.event.container_id for entry in found})
+            corrected = connection.execute(
+                select(e.container_id)
+                .where(e.container_id.in_(containers), e.event_type == EventType.CORRECTION.value)
+                .distinct()
+            ).scalars()
+            by_container = trails(connection, list(corrected), now=now, rules=self._rules)
         return EventPage(found, by_container)
 
     def last_seq_before(self, recorded_before: datetime) -> int:

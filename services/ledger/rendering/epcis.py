@@ -27,6 +27,7 @@ own travel as ``bc:`` extension properties (``EXTENSION_CONTEXT``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -320,21 +321,33 @@ def epcis_events(
     party_roles: Mapping[str, str],
     declared_only: bool = False,
 ) -> list[dict[str, Any]]:
-    """Recorded entries as EPCIS events, each with its trail's correction in force and
-    anomalies; corrections are left out (each is its target's ``errorDeclaration``), and with
-    ``declared_only`` so is every event without one."""
+    """Recorded entries as the EPCIS events of a query's results.
+
+    An event corrected by a correction in force carries its ``errorDeclaration``; ``trails``
+    holds the trails of the containers that have corrections (the others' events stand as
+    recorded). Corrections are left out (each is its target's declaration), and with
+    ``declared_only`` so is every event without one. Query results carry no ``bc:anomalies``:
+    anomalies are judgements on a whole trail, in its export and ``/v1/containers/{id}/custody``.
+    """
     by_container: dict[str, dict[UUID, TrailEvent]] = {}
     events = []
     for entry in entries:
-        container_id = entry.event.container_id
-        if container_id not in by_container:
-            by_container[container_id] = {
-                item.entry.event_id: item for item in trails[container_id].events
-            }
-        by_id = by_container[container_id]
-        item = by_id[entry.event_id]
         if isinstance(entry.event, Correction):
             continue
+        container_id = entry.event.container_id
+        trail = trails.get(container_id)
+        if trail is None:
+            if declared_only:
+                continue
+            item = TrailEvent(
+                entry, corrected=False, corrected_by=None, effective=True, anomalies=()
+            )
+            events.append(epcis_event(item, party_roles=party_roles))
+            continue
+        if container_id not in by_container:
+            by_container[container_id] = {item.entry.event_id: item for item in trail.events}
+        by_id = by_container[container_id]
+        item = replace(by_id[entry.event_id], anomalies=())
         correction = by_id.get(item.corrected_by) if item.corrected_by else None
         if declared_only and correction is None:
             continue
