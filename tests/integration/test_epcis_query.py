@@ -7,12 +7,15 @@ database is shared with other modules.
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -26,6 +29,11 @@ from services.contract.epcis_identifiers import (
 )
 from services.contract.epcis_schema import schema_errors
 from services.db.engine import make_engine
+from services.ledger.domain.custody import CustodyRules
+from services.ledger.domain.epcis_subscription import signature_valid
+from services.ledger.readside.events import EventQueries
+from services.ledger.service.subscriptions import SubscriptionDelivery, SubscriptionTiming
+from services.registry.store import RegistryStore
 from services.settings import Settings
 from tests.support import events as ev
 from tests.support.network import Network, register_network
@@ -467,3 +475,86 @@ def test_named_queries_and_their_subscriptions(
         ).status_code
         == 404
     )
+
+
+def test_a_scheduled_subscription_reports_what_matched_and_empty_reports_when_asked(
+    env: tuple[Settings, Network], recorded: dict[str, Any], ledger: TestClient
+) -> None:
+    settings, network = env
+    auditor = network.auditor_headers()
+    got: list[tuple[dict[str, Any], bool]] = []  # (document, signature valid)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            signed = signature_valid("tok", body, self.headers.get("GS1-Signature", ""))
+            got.append((json.loads(body), signed))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    dest = f"http://127.0.0.1:{server.server_address[1]}/in"
+    every_second = {"second": "[0-59]"}
+    names = {"sched-moves": ["consigning"], "sched-none": ["shipping"]}
+    ids = {}
+    for name, steps in names.items():
+        query = {"MATCH_anyEPC": [container_uri(recorded["prefix"]) + "*"], "EQ_bizStep": steps}
+        name = f"{name}-{recorded['prefix']}"
+        assert (
+            ledger.post(
+                "/epcis/queries", json={"name": name, "query": query}, headers=auditor
+            ).status_code
+            == 201
+        )
+        made = ledger.post(
+            f"/epcis/queries/{name}/subscriptions",
+            json={
+                "dest": dest,
+                "signatureToken": "tok",
+                "schedule": every_second,
+                "reportIfEmpty": True,
+                "initialRecordTime": "2000-01-01T00:00:00Z",
+            },
+            headers=auditor,
+        )
+        assert made.status_code == 201, made.text
+        ids[made.json()["subscriptionID"]] = name
+    engine = make_engine(settings.database_url, pool_size=2)
+    delivery = SubscriptionDelivery(
+        engine,
+        EventQueries(engine, CustodyRules()),
+        RegistryStore(engine, cache_seconds=0),
+        timeout_s=5,
+        timing=SubscriptionTiming(idle_s=0.05, retry_base_s=0.05, retry_max_s=0.2),
+    )
+
+    def reports_of(subscription_id: str) -> list[dict[str, Any]]:
+        return [
+            document["epcisBody"]["queryResults"]
+            for document, _ in got
+            if document["epcisBody"]["queryResults"]["subscriptionID"] == subscription_id
+        ]
+
+    with httpx.Client(timeout=5) as client:
+
+        def two_reports_each() -> bool:
+            delivery.deliver_next(client)
+            return all(len(reports_of(sid)) >= 2 for sid in ids)
+
+        wait_for(two_reports_each, what="two scheduled reports of each subscription", timeout=30)
+    server.shutdown()
+    engine.dispose()
+    by_name = {ids[sid]: reports_of(sid) for sid in ids}
+    moves, none = (by_name[f"{n}-{recorded['prefix']}"] for n in names)
+    first = [e["bc:eventType"] for e in moves[0]["resultsBody"]["eventList"]]
+    assert first == ["pickup"]  # what matched since initialRecordTime
+    assert moves[1]["resultsBody"]["eventList"] == []  # nothing new: an empty report, as asked
+    assert all(report["resultsBody"]["eventList"] == [] for report in none)
+    for document, signed in got:
+        assert signed
+        assert schema_errors(document) == []
