@@ -105,8 +105,8 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     ("ledger", "GET", "/v1/checkpoints/consistency"): ("bearer", API_USERS),
     ("ledger", "GET", "/v1/checkpoints/key"): ("public", EVERYONE),  # the verifier key
     ("ledger", "GET", "/v1/webhook-deliveries"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/reports/mass-balance"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/reports/shipment-log.csv"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/reports/mass-balance"): ("bearer", READERS),
+    ("ledger", "GET", "/v1/reports/shipment-log.csv"): ("bearer", READERS),
     ("ledger", "GET", "/v1/shipments/{shipment_id:path}/certificate.pdf"): ("bearer", API_USERS),
     # ledger: the admin API and the registry's audit trail
     ("ledger", "GET", "/v1/admin/parties"): ("bearer", ADMINS),
@@ -153,14 +153,14 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     # ledger UI
     ("ledger", "GET", "/ui/static/{name}"): ("public", EVERYONE),
     ("ledger", "GET", "/ui/signin"): ("public", EVERYONE),
-    ("ledger", "POST", "/ui/signin"): ("form", API_USERS),
+    ("ledger", "POST", "/ui/signin"): ("form", READERS),
     ("ledger", "POST", "/ui/signout"): ("public", EVERYONE),
-    ("ledger", "GET", "/ui/"): ("cookie", API_USERS),
-    ("ledger", "GET", "/ui/containers"): ("cookie", API_USERS),
-    ("ledger", "GET", "/ui/containers/{container_id}"): ("cookie", API_USERS),
-    ("ledger", "GET", "/ui/containers/{container_id}/download/{kind}"): ("cookie", API_USERS),
-    ("ledger", "GET", "/ui/anomalies"): ("cookie", API_USERS),
-    ("ledger", "GET", "/ui/mass-balance"): ("cookie", API_USERS),
+    ("ledger", "GET", "/ui/"): ("cookie", READERS),
+    ("ledger", "GET", "/ui/containers"): ("cookie", READERS),
+    ("ledger", "GET", "/ui/containers/{container_id}"): ("cookie", READERS),
+    ("ledger", "GET", "/ui/containers/{container_id}/download/{kind}"): ("cookie", READERS),
+    ("ledger", "GET", "/ui/anomalies"): ("cookie", READERS),
+    ("ledger", "GET", "/ui/mass-balance"): ("cookie", READERS),
 }
 
 WINDOW = {"from": ev.at(-24), "to": ev.at(48)}

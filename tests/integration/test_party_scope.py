@@ -246,7 +246,7 @@ def test_scope_cannot_be_widened_by_parameters_or_borrowed_tokens(world: World) 
 @pytest.mark.parametrize(
     "path",
     [
-        "/v1/reports/mass-balance?from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z",
+        "/v1/shipments/BOL-PS-K1/certificate.pdf",
         "/v1/webhook-deliveries",
         "/epcis/queries",
         "/v1/checkpoints/latest",
@@ -258,3 +258,63 @@ def test_routes_that_read_every_party_refuse_scoped_readers(world: World, path: 
         answer = world.get(reader, path)
         assert answer.status_code == 403, (reader, answer.text)
     assert world.get("auditor", path).status_code != 403
+
+
+def signed_in(world: World, reader: str) -> TestClient:
+    """The ledger's UI as ``reader``, signed in with its token (the cookie set)."""
+    answer = world.ledger.post(
+        "/ui/signin",
+        content=f"token={world.tokens[reader]}&next=/ui/",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    return world.ledger
+
+
+@pytest.mark.parametrize("reader", ["plant-c", "hauler-n", "ny-regulator", "auditor"])
+def test_the_ui_shows_exactly_the_scope(world: World, reader: str) -> None:
+    expected = visible(world.posted, world.scopes[reader])
+    everything = visible(world.posted, None)
+    ui = signed_in(world, reader)
+    try:
+        search = ui.get("/ui/containers", params={"q": "PS-"})
+        assert search.status_code == 200
+        for container in everything:
+            assert (f">{container}</a>" in search.text) == (container in expected), container
+            page = ui.get(f"/ui/containers/{container}")
+            assert page.status_code == (200 if container in expected else 404), container
+            download = ui.get(f"/ui/containers/{container}/download/csv")
+            assert download.status_code == (200 if container in expected else 404)
+        home = ui.get("/ui/")
+        assert home.status_code == 200
+        assert f"user-{reader}" in home.text or reader in home.text  # who is signed in
+        if world.scopes[reader] is None:
+            assert "Our containers" not in home.text
+        else:
+            assert "Our containers" in home.text
+            shown = {c for c in everything if f">{c}</a>" in home.text}
+            assert shown == expected
+        report = ui.get("/ui/mass-balance", params={"from": "2026-01-01", "to": "2027-01-01"})
+        assert report.status_code == 200
+        assert "the report answered" not in report.text
+    finally:
+        ui.cookies.clear()
+
+
+def test_a_party_user_sees_its_own_containers_by_where_they_stand(world: World) -> None:
+    ui = signed_in(world, "plant-c")
+    try:
+        home = ui.get("/ui/").text
+    finally:
+        ui.cookies.clear()
+
+    def section(name: str) -> str:
+        start = home.index(f'id="{name}"')
+        return home[start : home.index("</section>", start)]
+
+    assert "PS-K2" in section("in_custody")  # taken in at plant-c
+    assert "PS-K3" in section("inbound")  # on its way to plant-c
+    assert "PS-K3" not in section("in_custody")
+    assert "PS-K2" not in section("inbound")
+    assert "plant-c" in home[home.index('id="signed-in"') :][:200]

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, attachment
+from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, Reader, attachment
 from services.ledger.domain.certificate import (
     CertificateError,
     CertificateUnavailable,
@@ -126,7 +126,7 @@ def reports_router(read_side: ReadSide) -> APIRouter:
 
     @router.get(MASS_BALANCE_PATH, responses=problem_responses(422))
     async def mass_balance_report(
-        _: Auditor,
+        reader: Reader,
         start: From,
         end: To,
         group_by: Annotated[
@@ -134,7 +134,7 @@ def reports_router(read_side: ReadSide) -> APIRouter:
         ] = None,
     ) -> dict[str, Any]:
         window = window_of(start, end)
-        facts = await run_in_threadpool(reports.mass_balance_facts, window)
+        facts = await run_in_threadpool(reports.mass_balance_facts, window, reader.scope)
         report = await run_in_threadpool(
             mass_balance, facts, window, group_by=group_by, rules=reports.rules
         )
@@ -149,10 +149,10 @@ def reports_router(read_side: ReadSide) -> APIRouter:
         },
     )
     async def shipment_log_csv(
-        _: Auditor, start: From, end: To, party: PartyParam = None
+        reader: Reader, start: From, end: To, party: PartyParam = None
     ) -> Response:
         window = window_of(start, end)
-        facts = await run_in_threadpool(reports.shipment_log_facts, window)
+        facts = await run_in_threadpool(reports.shipment_log_facts, window, reader.scope)
         lines = await run_in_threadpool(shipment_log, facts, window, party=party)
         text = await run_in_threadpool(write_log_csv, lines)
         name = f"shipment-log-{party or 'all'}-{start:%Y%m%d}-{end:%Y%m%d}.csv"

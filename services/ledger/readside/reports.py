@@ -24,6 +24,7 @@ from services.ledger.domain.entries import RecordedEntry
 from services.ledger.domain.mass_balance import Window
 from services.ledger.domain.report_facts import ContainerFacts, facts_from_document
 from services.ledger.readside.proofs import ProofUnavailable
+from services.ledger.readside.scope import Scope, in_scope
 from services.registry import tables as registry_tables
 
 _CHUNK = 5000  # containers per IN list (PostgreSQL takes at most 65,535 bind parameters)
@@ -46,9 +47,15 @@ def _during(column: Column[datetime], window: Window) -> ColumnElement[bool]:
     return and_(column >= window.start, column < window.end)
 
 
-def _facts(connection: Connection, condition: ColumnElement[bool]) -> list[ContainerFacts]:
+def _facts(
+    connection: Connection, condition: ColumnElement[bool], scope: Scope
+) -> list[ContainerFacts]:
     c = tables.containers.c
-    rows = connection.execute(select(c.container_id, c.report_facts).where(condition))
+    query = select(c.container_id, c.report_facts).where(condition)
+    scoped = in_scope(c.container_id, scope)
+    if scoped is not None:
+        query = query.where(scoped)
+    rows = connection.execute(query)
     return [facts_from_document(container_id, document) for container_id, document in rows]
 
 
@@ -74,8 +81,9 @@ class ReportQueries:
         self._engine = engine.execution_options(isolation_level="REPEATABLE READ")
         self.rules = rules
 
-    def mass_balance_facts(self, window: Window) -> list[ContainerFacts]:
-        """Facts of the containers with a pickup, intake or receipt_ack in the window."""
+    def mass_balance_facts(self, window: Window, scope: Scope = None) -> list[ContainerFacts]:
+        """Facts of the containers with a pickup, intake or receipt_ack in the window (within
+        the scope, if any)."""
         c = tables.containers.c
         with self._engine.begin() as connection:
             return _facts(
@@ -85,16 +93,18 @@ class ReportQueries:
                     _during(c.intake_at, window),
                     _during(c.receipt_at, window),
                 ),
+                scope,
             )
 
-    def shipment_log_facts(self, window: Window) -> list[ContainerFacts]:
-        """Facts of every container of each shipment picked up or taken in in the window."""
+    def shipment_log_facts(self, window: Window, scope: Scope = None) -> list[ContainerFacts]:
+        """Facts of every container of each shipment picked up or taken in in the window
+        (those within the scope, if any)."""
         c = tables.containers.c
         shipments = select(c.shipment_id).where(
             or_(_during(c.pickup_at, window), _during(c.intake_at, window))
         )
         with self._engine.begin() as connection:
-            return _facts(connection, c.shipment_id.in_(shipments))
+            return _facts(connection, c.shipment_id.in_(shipments), scope)
 
     def party_names(self) -> dict[str, str]:
         with self._engine.connect() as connection:

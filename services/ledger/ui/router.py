@@ -48,6 +48,7 @@ COOKIE = "custody_ui_token"
 COOKIE_PATH = "/ui"
 PAGE_SIZE = 50
 ANOMALY_PAGE = 25
+OURS_PER_SECTION = 25
 MASS_BALANCE_GROUPS = ("site", "plant", "chemistry")
 _HERE = Path(__file__).resolve().parent
 _STATIC = {"ui.css": ("text/css", _HERE / "static" / "ui.css")}
@@ -125,12 +126,12 @@ def _api_user(registry: RegistryStore, token: str) -> ApiUser | None:
     if not _TOKEN.fullmatch(token):
         return None
     principal = registry.principal(token)
-    if (
-        isinstance(principal, ApiUser)
-        and principal.role in (ApiRole.AUDITOR, ApiRole.ADMIN)
-        and not principal.scoped  # the UI reads every party's data
+    if isinstance(principal, ApiUser) and principal.role in (
+        ApiRole.AUDITOR,
+        ApiRole.ADMIN,
+        ApiRole.PARTY,
     ):
-        return principal
+        return principal  # a scoped one sees its scope on every page
     return None
 
 
@@ -275,13 +276,21 @@ def ui_router(
     @router.get("/")
     async def home(request: Request, session: Auditor) -> HTMLResponse:
         now = datetime.now(UTC)
-        overview = await run_in_threadpool(read_side.dashboard.overview, now)
+        scope = session.user.scope
+        overview = await run_in_threadpool(read_side.dashboard.overview, now, scope)
+        ours = (
+            await run_in_threadpool(read_side.dashboard.ours, scope, now, OURS_PER_SECTION)
+            if scope is not None
+            else None
+        )
         return page(
             "dashboard.html",
             request,
             session,
             now=now,
             overview=overview,
+            ours=ours,
+            scope_text=", ".join(sorted(scope)) if scope is not None else "",
             state_bars=views.hbars(overview.states),
             anomaly_bars=views.hbars((item.code, item.containers) for item in overview.anomalies),
             unprocessed={item.code: item.unprocessed for item in overview.anomalies},
@@ -314,7 +323,14 @@ def ui_router(
         prefix = (q or "").strip() or None
         after = views.decode_cursor(cursor)
         found = await run_in_threadpool(
-            read_side.dashboard.search, flt, id_prefix=prefix, now=now, after=after, limit=PAGE_SIZE
+            lambda: read_side.dashboard.search(
+                flt,
+                id_prefix=prefix,
+                now=now,
+                after=after,
+                limit=PAGE_SIZE,
+                scope=session.user.scope,
+            )
         )
         roles = await run_in_threadpool(registry.party_roles)
         filters = {
@@ -374,8 +390,15 @@ def ui_router(
         request: Request, session: Auditor, container_id: Annotated[ContainerId, PathParam()]
     ) -> HTMLResponse:
         now = datetime.now(UTC)
-        trail = await run_in_threadpool(read_side.containers.trail, container_id, now=now)
-        if trail is None:
+        visible = await run_in_threadpool(
+            read_side.containers.visible, container_id, session.user.scope
+        )
+        trail = (
+            await run_in_threadpool(read_side.containers.trail, container_id, now=now)
+            if visible
+            else None
+        )
+        if trail is None:  # outside the reader's scope: as if it did not exist
             return page(
                 "not_found.html",
                 request,
@@ -394,7 +417,8 @@ def ui_router(
                 ("Verifiable bundle", f"/ui/containers/{container_id}/download/bundle", "bundle")
             )
         signed = check.get("tree_size") if check["status"] == "verified" else None
-        if certified_shipment(trail, signed_size=signed) is not None:
+        certified = certified_shipment(trail, signed_size=signed) is not None
+        if certified and not session.user.scoped:  # a certificate covers every party's part
             downloads.append(
                 (
                     "Certificate of recycling",
@@ -424,7 +448,11 @@ def ui_router(
         kind: str,
     ) -> Response:
         path = _DOWNLOADS.get(kind)
-        if path is not None:
+        if not await run_in_threadpool(
+            read_side.containers.visible, container_id, session.user.scope
+        ):
+            path = None
+        elif path is not None:
             path = path.format(container_id=container_id)
         elif kind == "certificate":
             trail = await run_in_threadpool(
@@ -457,14 +485,13 @@ def ui_router(
         now = datetime.now(UTC)
         chosen = AnomalyCode(code) if code in {item.value for item in AnomalyCode} else None
         after = views.decode_cursor(cursor)
+        scope = session.user.scope
         trails = await run_in_threadpool(
-            read_side.containers.trails_with_anomalies,
-            chosen,
-            now=now,
-            after=after,
-            limit=ANOMALY_PAGE,
+            lambda: read_side.containers.trails_with_anomalies(
+                chosen, now=now, after=after, limit=ANOMALY_PAGE, scope=scope
+            )
         )
-        counts = await run_in_threadpool(read_side.dashboard.anomaly_counts, now)
+        counts = await run_in_threadpool(read_side.dashboard.anomaly_counts, now, scope)
         rows = [
             (trail, item)
             for trail in trails
