@@ -257,7 +257,9 @@ def test_auditor_signs_in_searches_and_reads_a_custody_timeline(system: System, 
     expect(page).to_have_url(f"{base}/ui/signin?next=%2Fui%2Fcontainers")
     page.fill("#token", system.network.tokens["site-a-dev"])
     page.click("form[action='/ui/signin'] button[type=submit]")
-    expect(page.locator("#signin-error")).to_contain_text("not a valid auditor or admin token")
+    expect(page.locator("#signin-error")).to_contain_text(
+        "not a valid auditor, admin or party token"
+    )
 
     sign_in(page, system)
     expect(page).to_have_url(base + "/ui/")

@@ -256,8 +256,8 @@ def ui_router(
                 None,
                 status=401,
                 next=target,
-                error="That is not a valid auditor or admin token (unknown, revoked or a "
-                "device token).",
+                error="That is not a valid auditor, admin or party token (unknown, expired, "
+                "revoked or a device token).",
             )
         response = RedirectResponse(target, status_code=303)
         response.headers["Set-Cookie"] = _cookie_header(token, secure=request.url.scheme == "https")
