@@ -318,3 +318,15 @@ def test_a_party_user_sees_its_own_containers_by_where_they_stand(world: World) 
     assert "PS-K3" not in section("in_custody")
     assert "PS-K2" not in section("inbound")
     assert "plant-c" in home[home.index('id="signed-in"') :][:200]
+
+
+def test_containers_filter_by_jurisdiction_within_the_scope(world: World) -> None:
+    california = {p for p, (_, j) in PARTIES.items() if j == "US-CA"}
+    for reader in ("auditor", "site-n", "ny-regulator"):
+        answer = world.get(reader, "/v1/containers", jurisdiction="US-CA", limit=500)
+        assert answer.status_code == 200, answer.text
+        found = {item["container_id"] for item in answer.json()["items"]}
+        assert found == visible(world.posted, california) & visible(
+            world.posted, world.scopes[reader]
+        )
+    assert world.get("auditor", "/v1/containers", jurisdiction="California").status_code == 422

@@ -33,7 +33,7 @@ from services.ledger.rendering.epcis import MEDIA_TYPE as EPCIS_MEDIA_TYPE
 from services.ledger.rendering.epcis import epcis_document
 from services.ledger.ui.router import ReportRoutes, ui_router
 from services.registry.principals import ApiUser
-from services.registry.store import RegistryStore
+from services.registry.store import JURISDICTION, RegistryStore
 from services.web.cursors import decode_container_cursor, encode_container_cursor
 from services.web.openapi import install_openapi, problem_responses
 from services.web.ops import ReadinessCheck, install_ops_routes
@@ -47,13 +47,26 @@ AsOf = Annotated[
 ]
 
 
-def container_filter(
+async def container_filter(
+    request: Request,
     state: ContainerState | None = None,
     custodian: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE)] = None,
     location: Annotated[str | None, Query(max_length=128, pattern=PRINTABLE)] = None,
     anomaly: AnomalyCode | None = None,
+    jurisdiction: Annotated[
+        str | None,
+        Query(
+            pattern=JURISDICTION.pattern,
+            description="ISO 3166-2: containers a party of this jurisdiction took part in.",
+        ),
+    ] = None,
 ) -> ContainerFilter:
-    return ContainerFilter(state, custodian, location, anomaly)
+    touched_by = None
+    if jurisdiction is not None:
+        registry: RegistryStore = request.app.state.registry
+        parties = await run_in_threadpool(registry.parties)
+        touched_by = frozenset(p["party_id"] for p in parties if p["jurisdiction"] == jurisdiction)
+    return ContainerFilter(state, custodian, location, anomaly, touched_by)
 
 
 Filters = Annotated[ContainerFilter, Depends(container_filter)]

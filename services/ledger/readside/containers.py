@@ -38,6 +38,8 @@ class ContainerFilter:
     custodian: str | None = None
     location: str | None = None
     anomaly: AnomalyCode | None = None
+    touched_by: frozenset[str] | None = None
+    """Only containers one of these parties took part in (e.g. a jurisdiction's parties)."""
 
 
 def time_based_condition(
@@ -83,6 +85,9 @@ def filtered(
         query = query.where(c.location_id == flt.location)
     if flt.anomaly is not None:
         query = query.where(anomaly_condition(flt.anomaly, now, rules))
+    touched = in_scope(c.container_id, flt.touched_by)
+    if touched is not None:
+        query = query.where(touched)
     return query
 
 
