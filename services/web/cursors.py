@@ -2,9 +2,11 @@
 
 A cursor is that key as unpadded base64url: a container id for the container pages
 (``GET /v1/containers``, ``/v1/containers.csv``, ``/v1/anomalies`` and the UI's container and
-anomaly pages), ``d:<id>`` for ``GET /v1/webhook-deliveries``; ``GET /v1/events`` pages by the
-ledger seq in plain decimal. Decoding a cursor this service did not issue raises ``BadCursor``,
-which the API answers as a 400 problem; the UI shows the first page instead. A number in a
+anomaly pages), preceded by ``~<tag>~`` when it was issued to a scoped reader (the tag names
+its token, so another token's cursor is refused), ``d:<id>`` for ``GET /v1/webhook-deliveries``;
+``GET /v1/events`` pages by the ledger seq in plain decimal. Decoding a cursor this service did
+not issue raises ``BadCursor``, which the API answers as a 400 problem; the UI shows the first
+page instead. A number in a
 cursor is ASCII digits no larger than ``MAX_BIGINT``, as every issued one is, so a forged one
 never reaches PostgreSQL.
 """
@@ -12,6 +14,7 @@ never reaches PostgreSQL.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 
 from services.contract.events import CONTAINER_ID_PATTERN
@@ -47,15 +50,27 @@ def _decode(cursor: str) -> str:
         raise BadCursor() from error
 
 
-def encode_container_cursor(container_id: str) -> str:
-    return _encode(container_id)
+def _owner_tag(owner: str) -> str:
+    return hashlib.sha256(owner.encode()).hexdigest()[:12]
 
 
-def decode_container_cursor(cursor: str | None) -> str | None:
-    """The container id a page continues after; None (the first page) without a cursor."""
+def encode_container_cursor(container_id: str, owner: str | None = None) -> str:
+    """``owner``: the token id of a scoped reader, whose cursors no other token may use."""
+    if owner is None:
+        return _encode(container_id)
+    return _encode(f"~{_owner_tag(owner)}~{container_id}")
+
+
+def decode_container_cursor(cursor: str | None, owner: str | None = None) -> str | None:
+    """The container id a page continues after; None (the first page) without a cursor.
+    A cursor issued to another owner (or to none, when there is one now) is a BadCursor."""
     if cursor is None:
         return None
-    container_id = _decode(cursor)
+    text = _decode(cursor)
+    expected = f"~{_owner_tag(owner)}~" if owner is not None else ""
+    if not text.startswith(expected) or (not expected and text.startswith("~")):
+        raise BadCursor()
+    container_id = text[len(expected) :]
     if not re.match(CONTAINER_ID_PATTERN, container_id):
         raise BadCursor()
     return container_id

@@ -330,3 +330,18 @@ def test_containers_filter_by_jurisdiction_within_the_scope(world: World) -> Non
             world.posted, world.scopes[reader]
         )
     assert world.get("auditor", "/v1/containers", jurisdiction="California").status_code == 422
+
+
+def test_a_scoped_readers_cursor_works_for_it_alone(world: World) -> None:
+    first = world.get("plant-c", "/v1/containers", limit=1)
+    cursor = first.json()["next_cursor"]
+    assert cursor is not None
+    mine = world.get("plant-c", "/v1/containers", limit=1, cursor=cursor)
+    assert mine.status_code == 200
+    assert mine.json()["items"] != first.json()["items"]
+    for other in ("plant-n", "auditor"):
+        borrowed = world.get(other, "/v1/containers", limit=1, cursor=cursor)
+        assert borrowed.status_code == 400, other
+        assert borrowed.json()["title"] == "Bad cursor"
+    shared = world.get("auditor", "/v1/containers", limit=1).json()["next_cursor"]
+    assert world.get("plant-c", "/v1/containers", limit=1, cursor=shared).status_code == 400

@@ -72,6 +72,11 @@ async def container_filter(
 Filters = Annotated[ContainerFilter, Depends(container_filter)]
 
 
+def cursor_owner(reader: ApiUser) -> str | None:
+    """Whose page cursors these are: a scoped reader's own; unscoped readers' are shared."""
+    return reader.token_id if reader.scoped else None
+
+
 def create_app(
     registry: RegistryStore,
     read_side: ReadSide,
@@ -177,7 +182,8 @@ def create_app(
         cursor: Annotated[str | None, Query(max_length=200)] = None,
         limit: ExportSize = 500,
     ) -> Response:
-        now, after = datetime.now(UTC), decode_container_cursor(cursor)
+        owner = cursor_owner(reader)
+        now, after = datetime.now(UTC), decode_container_cursor(cursor, owner)
         rows = await run_in_threadpool(
             read_side.containers.search, flt, now=now, after=after, limit=limit, scope=reader.scope
         )
@@ -186,7 +192,9 @@ def create_app(
         text = await run_in_threadpool(write_csv, search_rows(trails), TRAIL_COLUMNS)
         headers = attachment("containers.csv")
         if len(rows) == limit:
-            following = request.url.include_query_params(cursor=encode_container_cursor(ids[-1]))
+            following = request.url.include_query_params(
+                cursor=encode_container_cursor(ids[-1], owner)
+            )
             headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
         return Response(text, media_type=CSV_MEDIA_TYPE, headers=headers)
 
@@ -201,7 +209,7 @@ def create_app(
             read_side.containers.search,
             flt,
             now=datetime.now(UTC),
-            after=decode_container_cursor(cursor),
+            after=decode_container_cursor(cursor, cursor_owner(reader)),
             limit=limit,
             scope=reader.scope,
         )
@@ -218,7 +226,9 @@ def create_app(
             for row in rows
         ]
         next_cursor = (
-            encode_container_cursor(rows[-1]["container_id"]) if len(rows) == limit else None
+            encode_container_cursor(rows[-1]["container_id"], cursor_owner(reader))
+            if len(rows) == limit
+            else None
         )
         return {"items": items, "next_cursor": next_cursor}
 
@@ -242,7 +252,7 @@ def create_app(
             read_side.containers.trails_with_anomalies,
             code,
             now=datetime.now(UTC),
-            after=decode_container_cursor(cursor),
+            after=decode_container_cursor(cursor, cursor_owner(reader)),
             limit=limit,
             scope=reader.scope,
         )
@@ -253,7 +263,9 @@ def create_app(
             if code is None or item.code is code
         ]
         next_cursor = (
-            encode_container_cursor(trails[-1].container_id) if len(trails) == limit else None
+            encode_container_cursor(trails[-1].container_id, cursor_owner(reader))
+            if len(trails) == limit
+            else None
         )
         return {"items": items, "next_cursor": next_cursor}
 
