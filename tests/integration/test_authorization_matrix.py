@@ -107,7 +107,7 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     ("ledger", "GET", "/v1/webhook-deliveries"): ("bearer", API_USERS),
     ("ledger", "GET", "/v1/reports/mass-balance"): ("bearer", READERS),
     ("ledger", "GET", "/v1/reports/shipment-log.csv"): ("bearer", READERS),
-    ("ledger", "GET", "/v1/shipments/{shipment_id:path}/certificate.pdf"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/shipments/{shipment_id:path}/certificate.pdf"): ("bearer", READERS),
     # ledger: the admin API and the registry's audit trail
     ("ledger", "GET", "/v1/admin/parties"): ("bearer", ADMINS),
     ("ledger", "POST", "/v1/admin/parties"): ("bearer", ADMINS),

@@ -16,12 +16,14 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from services.bootstrap import build_consumer, build_ingest_app, build_ledger_api
 from services.contract.epcis_identifiers import container_uri, id_from_uri
 from services.db.engine import make_engine
+from services.ledger.service.checkpointer import Checkpointer
 from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryStore
 from tests.support import events as ev
@@ -145,6 +147,10 @@ def world(stack: LiveStack) -> Iterator[World]:
             return int(connection.execute(text("SELECT count(*) FROM ledger.entries")).scalar_one())
 
     wait_for(lambda: recorded() == len(posted), what="every event recorded")
+    key = Ed25519PrivateKey.generate()
+    Checkpointer(
+        engine, key, origin=settings.log_origin, interval_s=1, every_entries=1
+    ).checkpoint_now()
     with TestClient(build_ledger_api(settings)) as ledger:
         yield World(ledger, posted, tokens, scopes)
     stop.set()
@@ -246,7 +252,6 @@ def test_scope_cannot_be_widened_by_parameters_or_borrowed_tokens(world: World) 
 @pytest.mark.parametrize(
     "path",
     [
-        "/v1/shipments/BOL-PS-K1/certificate.pdf",
         "/v1/webhook-deliveries",
         "/epcis/queries",
         "/v1/checkpoints/latest",
@@ -345,3 +350,17 @@ def test_a_scoped_readers_cursor_works_for_it_alone(world: World) -> None:
         assert borrowed.json()["title"] == "Bad cursor"
     shared = world.get("auditor", "/v1/containers", limit=1).json()["next_cursor"]
     assert world.get("plant-c", "/v1/containers", limit=1, cursor=shared).status_code == 400
+
+
+@pytest.mark.parametrize("reader", ["plant-c", "hauler-c", "site-n", "plant-n", "auditor"])
+def test_a_certificate_needs_the_whole_shipment_in_scope(world: World, reader: str) -> None:
+    shipment = "BOL-PS-K2"  # PS-K2 alone: site-c → hauler-c → plant-c
+    allowed = "PS-K2" in visible(world.posted, world.scopes[reader])
+    answer = world.get(reader, f"/v1/shipments/{shipment}/certificate.pdf")
+    unknown = world.get(reader, "/v1/shipments/BOL-NONE/certificate.pdf")
+    if allowed:
+        assert answer.status_code == 200, answer.text
+        assert answer.content.startswith(b"%PDF")
+    else:
+        assert answer.status_code == unknown.status_code == 404
+        assert answer.json()["detail"] == unknown.json()["detail"].replace("BOL-NONE", shipment)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, Reader, attachment
+from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Reader, attachment
 from services.ledger.domain.certificate import (
     CertificateError,
     CertificateUnavailable,
@@ -166,9 +166,16 @@ def reports_router(read_side: ReadSide) -> APIRouter:
             **problem_responses(404, 422, 500),
         },
     )
-    async def certificate_pdf(_: Auditor, shipment_id: ShipmentId) -> Response:
+    async def certificate_pdf(reader: Reader, shipment_id: ShipmentId) -> Response:
         try:
             inputs = await run_in_threadpool(reports.certificate_inputs, shipment_id)
+            if reader.scoped:  # all of the shipment within the scope, or as if unknown
+                members = {entry.event.container_id for entry in inputs.entries}
+                if await run_in_threadpool(read_side.containers.outside, members, reader.scope):
+                    raise CertificateUnavailable(
+                        f"shipment {shipment_id!r} is not recorded as of the latest signed "
+                        f"checkpoint (tree size {inputs.checkpoint.checkpoint.tree_size})"
+                    )
             certificate = await run_in_threadpool(
                 lambda: build_certificate(
                     shipment_id,

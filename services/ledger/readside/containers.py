@@ -23,7 +23,7 @@ from services.ledger.domain.custody import (
     reconstruct,
 )
 from services.ledger.domain.entries import RecordedEntry
-from services.ledger.readside.scope import Scope, container_visible, in_scope
+from services.ledger.readside.scope import Scope, container_visible, containers_in, in_scope
 
 _SITE_STATES = (ContainerState.OPEN.value, ContainerState.SEALED.value)
 TIME_CODES = tuple(code for code in AnomalyCode if code in TIME_BASED_CODES)
@@ -135,6 +135,18 @@ class ContainerQueries:
             return True
         with self._engine.connect() as connection:
             return bool(connection.execute(select(container_visible(container_id, scope))).scalar())
+
+    def outside(self, container_ids: set[str], scope: Scope) -> set[str]:
+        """Those of ``container_ids`` a reader with ``scope`` may not see (none: no scope)."""
+        if scope is None or not container_ids:
+            return set()
+        e = tables.entries.c
+        inside = select(e.container_id).where(
+            e.container_id.in_(sorted(container_ids)), e.container_id.in_(containers_in(scope))
+        )
+        with self._engine.connect() as connection:
+            seen = set(connection.execute(inside.distinct()).scalars())
+        return container_ids - seen
 
     def search(
         self,
