@@ -466,17 +466,21 @@ class RegistryStore:
             connection.execute(
                 update(api).where(api.c.token_id == user.token_id).values(last_used_at=func.now())
             )
-            scope: frozenset[str] | None = None
-            if user.role == ApiRole.PARTY.value:
-                scope = frozenset({user.party_id})
-            elif user.scope_parties or user.scope_jurisdictions:
-                in_jurisdictions = connection.execute(
-                    select(parties.c.party_id).where(
-                        parties.c.jurisdiction.in_(list(user.scope_jurisdictions))
-                    )
-                ).scalars()
-                scope = frozenset(user.scope_parties) | frozenset(in_jurisdictions)
-            return ApiUser(user.token_id, ApiRole(user.role), user.party_id, scope)
+            return _api_user(connection, user)
+
+    def api_user(self, token_id: str) -> ApiUser | None:
+        """The user of a token by its id, as a look-up of the token would give it now (None:
+        unknown, revoked or expired); for work done later on a user's behalf."""
+        api = tables.api_tokens
+        with self._engine.connect() as connection:
+            user = connection.execute(
+                select(api).where(
+                    api.c.token_id == token_id,
+                    api.c.revoked_at.is_(None),
+                    or_(api.c.expires_at.is_(None), api.c.expires_at > func.now()),
+                )
+            ).first()
+            return _api_user(connection, user) if user is not None else None
 
     def rotate_plant_secret(self, party_id: str, grace: timedelta, *, actor: str = OPERATOR) -> str:
         """Issue a new webhook secret for a plant; returns it (shown to the operator once).
@@ -579,6 +583,20 @@ class RegistryStore:
                 {"url": url, "enabled": True, "new_secret": stored == secret},
             )
         return EndpointSet(party_id, url, secret if stored == secret else None)
+
+
+def _api_user(connection: Connection, user: Any) -> ApiUser:
+    """An api_tokens row as its user, the scope resolved (a jurisdiction's parties now)."""
+    scope: frozenset[str] | None = None
+    if user.role == ApiRole.PARTY.value:
+        scope = frozenset({user.party_id})
+    elif user.scope_parties or user.scope_jurisdictions:
+        parties = tables.parties.c
+        in_jurisdictions = connection.execute(
+            select(parties.party_id).where(parties.jurisdiction.in_(list(user.scope_jurisdictions)))
+        ).scalars()
+        scope = frozenset(user.scope_parties) | frozenset(in_jurisdictions)
+    return ApiUser(user.token_id, ApiRole(user.role), user.party_id, scope)
 
 
 def _require_plant(connection: Connection, party_id: str, why: str) -> None:

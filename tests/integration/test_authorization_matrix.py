@@ -131,20 +131,20 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     ("ledger", "GET", "/epcis/bizLocations/{value:path}/events"): ("bearer", READERS),
     ("ledger", "GET", "/epcis/readPoints/{value:path}/events"): ("bearer", READERS),
     ("ledger", "GET", "/epcis/dispositions/{value:path}/events"): ("bearer", READERS),
-    ("ledger", "GET", "/epcis/queries"): ("bearer", API_USERS),
-    ("ledger", "POST", "/epcis/queries"): ("bearer", API_USERS),
-    ("ledger", "GET", "/epcis/queries/{query_name}"): ("bearer", API_USERS),
-    ("ledger", "DELETE", "/epcis/queries/{query_name}"): ("bearer", API_USERS),
-    ("ledger", "GET", "/epcis/queries/{query_name}/events"): ("bearer", API_USERS),
-    ("ledger", "GET", "/epcis/queries/{query_name}/subscriptions"): ("bearer", API_USERS),
-    ("ledger", "POST", "/epcis/queries/{query_name}/subscriptions"): ("bearer", API_USERS),
+    ("ledger", "GET", "/epcis/queries"): ("bearer", READERS),
+    ("ledger", "POST", "/epcis/queries"): ("bearer", READERS),
+    ("ledger", "GET", "/epcis/queries/{query_name}"): ("bearer", READERS),
+    ("ledger", "DELETE", "/epcis/queries/{query_name}"): ("bearer", READERS),
+    ("ledger", "GET", "/epcis/queries/{query_name}/events"): ("bearer", READERS),
+    ("ledger", "GET", "/epcis/queries/{query_name}/subscriptions"): ("bearer", READERS),
+    ("ledger", "POST", "/epcis/queries/{query_name}/subscriptions"): ("bearer", READERS),
     ("ledger", "GET", "/epcis/queries/{query_name}/subscriptions/{subscription_id}"): (
         "bearer",
-        API_USERS,
+        READERS,
     ),
     ("ledger", "DELETE", "/epcis/queries/{query_name}/subscriptions/{subscription_id}"): (
         "bearer",
-        API_USERS,
+        READERS,
     ),
     # ledger: the public read path of the transparency log (entry bundles carry custody data)
     ("ledger", "GET", "/log/checkpoint"): ("public", EVERYONE),
@@ -224,7 +224,7 @@ def env(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             assert response.status_code == 202, response.text
             capture_ids[credential] = response.json()["captureID"]
         subscriptions = {}
-        for user in sorted(API_USERS):
+        for user in sorted(READERS):
             auditor = {"Authorization": f"Bearer {tokens[user]}"}
             for name in (f"authz-{user}", f"authz-delete-{user}"):
                 response = ledger.post(
@@ -348,7 +348,7 @@ def epcis_query_request(
 ) -> tuple[str, dict[str, Any] | None]:
     """A URL naming the caller's own named query and subscription (the auditor's for those
     who are refused), and the body a POST needs."""
-    user = credential if credential in API_USERS else "auditor"
+    user = credential if credential in READERS else "auditor"
     name = f"authz-delete-{user}" if path == "/epcis/queries/{query_name}" else f"authz-{user}"
     purpose = "delete" if method == "DELETE" else "keep"
     url = path.replace("{query_name}", name).replace(

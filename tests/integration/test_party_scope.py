@@ -253,7 +253,6 @@ def test_scope_cannot_be_widened_by_parameters_or_borrowed_tokens(world: World) 
     "path",
     [
         "/v1/webhook-deliveries",
-        "/epcis/queries",
         "/v1/checkpoints/latest",
         "/log/tile/entries/000",
     ],
@@ -364,3 +363,43 @@ def test_a_certificate_needs_the_whole_shipment_in_scope(world: World, reader: s
     else:
         assert answer.status_code == unknown.status_code == 404
         assert answer.json()["detail"] == unknown.json()["detail"].replace("BOL-NONE", shipment)
+
+
+def test_named_queries_and_subscriptions_of_a_scoped_token_stay_in_its_scope(
+    world: World,
+) -> None:
+    made = world.ledger.post(
+        "/epcis/queries",
+        json={"name": "our-moves", "query": {"EQ_bizStep": ["consigning"]}},
+        headers={"Authorization": f"Bearer {world.tokens['plant-c']}"},
+    )
+    assert made.status_code == 201, made.text
+    for reader in ("plant-c", "site-n", "auditor"):
+        answer = world.get(reader, "/epcis/queries/our-moves/events")
+        found = {
+            id_from_uri(e["epcList"][0], "container")
+            for e in answer.json()["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        }
+        picked_up = {e["container_id"] for _, e in world.posted if e["type"] == "pickup"}
+        assert found == visible(world.posted, world.scopes[reader]) & picked_up, reader
+    subscribed = world.ledger.post(
+        "/epcis/queries/our-moves/subscriptions",
+        json={"dest": "http://127.0.0.1:9/x", "stream": True},
+        headers={"Authorization": f"Bearer {world.tokens['plant-c']}"},
+    )
+    assert subscribed.status_code == 201
+    location = subscribed.headers["location"]
+    assert world.get("plant-c", location).status_code == 200
+    assert world.get("site-n", location).status_code == 404  # another scoped token's
+    assert world.get("auditor", location).status_code == 200
+    assert world.get("site-n", "/epcis/queries/our-moves/subscriptions").json() == []
+    refused = world.ledger.delete(
+        "/epcis/queries/our-moves",
+        headers={"Authorization": f"Bearer {world.tokens['site-n']}"},
+    )
+    assert refused.status_code == 403
+    deleted = world.ledger.delete(
+        "/epcis/queries/our-moves",
+        headers={"Authorization": f"Bearer {world.tokens['plant-c']}"},
+    )
+    assert deleted.status_code == 204

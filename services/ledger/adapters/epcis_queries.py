@@ -31,6 +31,8 @@ class Subscription:
     schedule: dict[str, str] | None
     report_if_empty: bool
     initial_record_time: datetime | None
+    created_by: str
+    """The token whose scope the deliveries are read within."""
     created_at: datetime
     after_seq: int
     batch_size: int

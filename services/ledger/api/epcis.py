@@ -1,5 +1,6 @@
 """The EPCIS 2.0 query interface: events, resource forms, named queries and subscriptions
-(GS1 EPCIS 2.0 REST bindings; docs/epcis.md). Auditor or admin tokens.
+(GS1 EPCIS 2.0 REST bindings; docs/epcis.md). Any API reader, each within its scope:
+queries and subscriptions made by a scoped token read its containers only.
 
 Every answer carries ``GS1-EPCIS-Version`` and ``GS1-CBV-Version``; every problem's ``type``
 is the EPCIS exception (``epcisException:QueryParameterException`` …).
@@ -22,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 
 from services.contract.epcis_schema import QUERY_SCHEMA, schema_errors
 from services.ledger.adapters.epcis_queries import EpcisQueryStore, QueryExists, Subscription
-from services.ledger.api.dependencies import Auditor, Reader
+from services.ledger.api.dependencies import Reader
 from services.ledger.domain.epcis_query import (
     PAGING,
     PER_PAGE_MAX,
@@ -289,7 +290,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         responses=problem_responses(400, 409, 413),
         openapi_extra=_JSON_BODY,
     )
-    async def create_query(request: Request, auditor: Auditor) -> Response:
+    async def create_query(request: Request, auditor: Reader) -> Response:
         body = await _json_body(request)
         if not isinstance(body, dict) or set(body) != {"name", "query"}:
             raise epcis_problem(
@@ -315,7 +316,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         )
 
     @router.get("/queries", summary="The named queries")
-    async def list_queries(_: Auditor) -> JSONResponse:
+    async def list_queries(_: Reader) -> JSONResponse:
         found = await run_in_threadpool(lambda: store.queries(after=None, limit=1000))
         return JSONResponse(
             [{"name": item.name, "query": item.query} for item in found], headers=VERSION_HEADERS
@@ -332,7 +333,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         summary="A named query's definition",
         responses=problem_responses(404),
     )
-    async def get_query(_: Auditor, query_name: QueryName) -> JSONResponse:
+    async def get_query(_: Reader, query_name: QueryName) -> JSONResponse:
         query = await run_in_threadpool(named, query_name)
         return JSONResponse({"name": query_name, "query": query}, headers=VERSION_HEADERS)
 
@@ -342,7 +343,17 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         summary="Delete a named query and end its subscriptions",
         responses=problem_responses(404),
     )
-    async def delete_query(_: Auditor, query_name: QueryName) -> Response:
+    async def delete_query(reader: Reader, query_name: QueryName) -> Response:
+        found = await run_in_threadpool(store.query, query_name)
+        if found is None:
+            raise _not_found(f"no query {query_name!r}")
+        if reader.scoped and found.created_by != reader.token_id:
+            raise epcis_problem(
+                403,
+                "SecurityException",
+                "Forbidden",
+                "a scoped token deletes only the named queries it made",
+            )
         if not await run_in_threadpool(store.delete_query, query_name):
             raise _not_found(f"no query {query_name!r}")
         return Response(status_code=204, headers=VERSION_HEADERS)
@@ -354,7 +365,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         openapi_extra={"parameters": _QUERY_PARAMETERS[-2:]},
     )
     async def named_events(
-        request: Request, auditor: Auditor, query_name: QueryName
+        request: Request, auditor: Reader, query_name: QueryName
     ) -> JSONResponse:
         extra = _query_terms(request)
         unexpected = sorted(set(extra) - PAGING)
@@ -370,6 +381,10 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
 
     # --- subscriptions ---
 
+    def mine(reader: ApiUser, subscription: Subscription) -> bool:
+        """A scoped token sees only the subscriptions it made; unscoped ones see all."""
+        return not reader.scoped or subscription.created_by == reader.token_id
+
     @router.post(
         "/queries/{query_name}/subscriptions",
         status_code=201,
@@ -377,7 +392,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         responses=problem_responses(400, 404, 413),
         openapi_extra=_JSON_BODY,
     )
-    async def subscribe(request: Request, auditor: Auditor, query_name: QueryName) -> JSONResponse:
+    async def subscribe(request: Request, auditor: Reader, query_name: QueryName) -> JSONResponse:
         await run_in_threadpool(named, query_name)
         try:
             wanted = parse_subscription(await _json_body(request))
@@ -425,9 +440,13 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         summary="A named query's subscriptions",
         responses=problem_responses(404),
     )
-    async def subscriptions(_: Auditor, query_name: QueryName) -> JSONResponse:
+    async def subscriptions(reader: Reader, query_name: QueryName) -> JSONResponse:
         await run_in_threadpool(named, query_name)
-        found = await run_in_threadpool(store.subscriptions, query_name)
+        found = [
+            item
+            for item in await run_in_threadpool(store.subscriptions, query_name)
+            if mine(reader, item)
+        ]
         return JSONResponse([_subscription_json(item) for item in found], headers=VERSION_HEADERS)
 
     @router.get(
@@ -436,10 +455,10 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         responses=problem_responses(404),
     )
     async def subscription(
-        _: Auditor, query_name: QueryName, subscription_id: UUID
+        reader: Reader, query_name: QueryName, subscription_id: UUID
     ) -> JSONResponse:
         found = await run_in_threadpool(store.subscription, query_name, subscription_id)
-        if found is None:
+        if found is None or not mine(reader, found):
             raise _not_found(f"no subscription {subscription_id} of query {query_name!r}")
         return JSONResponse(_subscription_json(found), headers=VERSION_HEADERS)
 
@@ -449,7 +468,10 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         summary="Unsubscribe",
         responses=problem_responses(404),
     )
-    async def unsubscribe(_: Auditor, query_name: QueryName, subscription_id: UUID) -> Response:
+    async def unsubscribe(reader: Reader, query_name: QueryName, subscription_id: UUID) -> Response:
+        found = await run_in_threadpool(store.subscription, query_name, subscription_id)
+        if found is None or not mine(reader, found):
+            raise _not_found(f"no subscription {subscription_id} of query {query_name!r}")
         if not await run_in_threadpool(store.unsubscribe, query_name, subscription_id):
             raise _not_found(f"no subscription {subscription_id} of query {query_name!r}")
         return Response(status_code=204, headers=VERSION_HEADERS)

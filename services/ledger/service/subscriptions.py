@@ -4,7 +4,8 @@ A subscription's cursor (``after_seq``) is a position in the append-only ledger:
 after it that its named query selects is still owed, so nothing needs copying at append time
 and nothing can be lost. A worker claims the subscription due soonest
 (``FOR UPDATE SKIP LOCKED``), reads the next ``batch_size`` matching entries after the cursor,
-POSTs them as one EPCISQueryDocument signed in ``GS1-Signature``, and moves the cursor past
+POSTs them as one EPCISQueryDocument signed in ``GS1-Signature`` (read within the scope of the
+token that made the subscription, as it is now), and moves the cursor past
 them only in the transaction that saw the subscriber's 2xx. So delivery is in ledger order and
 at least once: a notifier killed mid-POST leaves the cursor where it was, and the batch is sent
 again (subscribers de-duplicate by eventID). A 413 halves the batch (kept for later batches);
@@ -17,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -100,7 +101,16 @@ class SubscriptionDelivery:
         subscription: Subscription,
         query: dict[str, Any],
     ) -> None:
-        flt = event_filter(terms_from_json(query))
+        creator = self._registry.api_user(subscription.created_by)
+        if creator is None:  # its token was revoked or expired: nothing more is read for it
+            save_progress(
+                connection,
+                subscription.subscription_id,
+                last_error="the token that made this subscription is revoked or expired",
+                next_attempt_at=datetime.now(UTC) + timedelta(seconds=self._timing.retry_max_s),
+            )
+            return
+        flt = replace(event_filter(terms_from_json(query)), scope=creator.scope)
         roles = self._registry.party_roles()
         after_seq, batch_size, delivered = subscription.after_seq, subscription.batch_size, 0
         for _ in range(BATCHES_PER_CLAIM):
