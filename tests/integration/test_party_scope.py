@@ -9,21 +9,27 @@ exactly that set; outside it, a container answers as one that does not exist.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from services.bootstrap import build_consumer, build_ingest_app, build_ledger_api
 from services.contract.epcis_identifiers import container_uri, id_from_uri
 from services.db.engine import make_engine
+from services.ledger.domain.custody import CustodyRules
+from services.ledger.readside.events import EventQueries
 from services.ledger.service.checkpointer import Checkpointer
+from services.ledger.service.subscriptions import SubscriptionDelivery, SubscriptionTiming
 from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryStore
 from tests.support import events as ev
@@ -97,6 +103,7 @@ def visible(posted: list[tuple[str, dict[str, Any]]], scope: set[str] | None) ->
 @dataclass
 class World:
     ledger: TestClient
+    engine: Engine
     posted: list[tuple[str, dict[str, Any]]]
     tokens: dict[str, str]
     scopes: dict[str, set[str] | None]
@@ -152,7 +159,7 @@ def world(stack: LiveStack) -> Iterator[World]:
         engine, key, origin=settings.log_origin, interval_s=1, every_entries=1
     ).checkpoint_now()
     with TestClient(build_ledger_api(settings)) as ledger:
-        yield World(ledger, posted, tokens, scopes)
+        yield World(ledger, engine, posted, tokens, scopes)
     stop.set()
     consumer.join(timeout=30)
     engine.dispose()
@@ -403,3 +410,60 @@ def test_named_queries_and_subscriptions_of_a_scoped_token_stay_in_its_scope(
         headers={"Authorization": f"Bearer {world.tokens['plant-c']}"},
     )
     assert deleted.status_code == 204
+
+
+def test_a_party_users_subscription_delivers_its_scope_only(world: World) -> None:
+    got: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hauler = {"Authorization": f"Bearer {world.tokens['hauler-n']}"}
+    made = world.ledger.post(
+        "/epcis/queries", json={"name": "everything-hauler-n", "query": {}}, headers=hauler
+    )
+    assert made.status_code == 201, made.text
+    subscribed = world.ledger.post(
+        "/epcis/queries/everything-hauler-n/subscriptions",
+        json={
+            "dest": f"http://127.0.0.1:{server.server_address[1]}/in",
+            "stream": True,
+            "initialRecordTime": "2000-01-01T00:00:00Z",
+        },
+        headers=hauler,
+    )
+    assert subscribed.status_code == 201, subscribed.text
+    delivery = SubscriptionDelivery(
+        world.engine,
+        EventQueries(world.engine, CustodyRules()),
+        RegistryStore(world.engine, cache_seconds=0),
+        timeout_s=5,
+        timing=SubscriptionTiming(idle_s=0.05),
+    )
+    expected = visible(world.posted, {"hauler-n"})
+    with httpx.Client(timeout=5) as client:
+
+        def delivered() -> set[str]:
+            return {
+                id_from_uri(e.get("parentID") or e["epcList"][0], "container") or ""
+                for document in got
+                for e in document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+            }
+
+        wait_for(
+            lambda: (delivery.deliver_next(client) and delivered() == expected) or False,
+            what="the hauler's containers delivered",
+            timeout=30,
+        )
+    server.shutdown()
+    assert delivered() == expected
+    assert expected != visible(world.posted, None)
