@@ -161,6 +161,7 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     ("ledger", "GET", "/ui/containers/{container_id}/download/{kind}"): ("cookie", READERS),
     ("ledger", "GET", "/ui/anomalies"): ("cookie", READERS),
     ("ledger", "GET", "/ui/mass-balance"): ("cookie", READERS),
+    ("ledger", "GET", "/ui/registry-audit"): ("cookie", API_USERS),
 }
 
 WINDOW = {"from": ev.at(-24), "to": ev.at(48)}
@@ -427,7 +428,9 @@ def test_only_the_expected_credentials_get_in(
         else:
             assert response.status_code in (200, 201, 202, 204), answer
         return
-    if how == "cookie":
+    if how == "cookie" and credential in READERS:  # signed in, but the page is not for it
+        assert response.status_code == 404, answer
+    elif how == "cookie":
         assert signin_redirect(response), answer
     elif how == "form":
         assert response.status_code == 401, answer

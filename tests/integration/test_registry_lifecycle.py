@@ -292,6 +292,19 @@ def test_the_admin_api_changes_the_registry_and_records_who(
             for item in trail.json()["items"]
             if "hub-api" in item["subject"]
         ]
+        signed_in = ledger.post(
+            "/ui/signin",
+            content=f"token={auditor_token}&next=/ui/",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            follow_redirects=False,
+        )
+        assert signed_in.status_code == 303
+        page = ledger.get("/ui/registry-audit")
+        assert page.status_code == 200
+        assert "token:admin-api" in page.text
+        assert "party:hub-api" in page.text
+        assert 'href="/ui/registry-audit"' in page.text  # in the navigation of unscoped readers
+        ledger.cookies.clear()
         assert made == [
             ("token:admin-api", "party.add", "party:hub-api"),
             ("token:admin-api", "device.add", "device:hub-api-dev"),

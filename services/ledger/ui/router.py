@@ -49,6 +49,7 @@ COOKIE_PATH = "/ui"
 PAGE_SIZE = 50
 ANOMALY_PAGE = 25
 OURS_PER_SECTION = 25
+AUDIT_PAGE = 100
 MASS_BALANCE_GROUPS = ("site", "plant", "chemistry")
 _HERE = Path(__file__).resolve().parent
 _STATIC = {"ui.css": ("text/css", _HERE / "static" / "ui.css")}
@@ -517,6 +518,31 @@ def ui_router(
             if next_cursor
             else None,
             first_link=views.query_string(code=selected) or "?",
+        )
+
+    # --- the registry's audit trail -------------------------------------------------------------
+
+    @router.get("/registry-audit")
+    async def registry_audit(
+        request: Request,
+        session: Auditor,
+        after: Annotated[str | None, Query(max_length=19, pattern="^[0-9]{1,18}$")] = None,
+    ) -> HTMLResponse:
+        if session.user.scoped:  # every party's registry: for unscoped readers only
+            return page(
+                "not_found.html", request, session, status=404, what="No such page for you."
+            )
+        start = int(after) if after else None
+        records = await run_in_threadpool(
+            lambda: registry.audit_trail(after_id=start, limit=AUDIT_PAGE)
+        )
+        return page(
+            "registry_audit.html",
+            request,
+            session,
+            records=records,
+            after=start,
+            next_after=records[-1].id if len(records) == AUDIT_PAGE else None,
         )
 
     # --- mass balance --------------------------------------------------------------------------
