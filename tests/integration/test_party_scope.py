@@ -248,6 +248,12 @@ def test_scope_cannot_be_widened_by_parameters_or_borrowed_tokens(world: World) 
         )
     listed = world.get("site-n", "/v1/containers", custodian="plant-c")
     assert listed.json()["items"] == []
+    exported = world.get("site-n", "/v1/containers.csv", custodian="plant-c", state="received")
+    assert exported.text.splitlines()[1:] == []
+    as_of = world.get("site-n", f"/v1/containers/{outside}/custody", as_of="2100-01-01T00:00:00Z")
+    assert as_of.status_code == 404
+    anomalies = world.get("site-n", "/v1/anomalies", code="missing_ack")
+    assert all(item["container_id"] != outside for item in anomalies.json()["items"])
 
     page = world.get("auditor", "/epcis/events", perPage="1")
     token = page.headers["link"].split("nextPageToken=")[1].split(">")[0]
