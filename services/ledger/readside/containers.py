@@ -7,7 +7,19 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Engine, Label, Select, and_, bindparam, false, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Label,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    false,
+    literal,
+    or_,
+    select,
+)
 
 from services.ledger.adapters import tables
 from services.ledger.adapters.driver import PreparedRead
@@ -69,7 +81,7 @@ def time_based_condition(
 
 def anomaly_condition(code: AnomalyCode, now: datetime, rules: CustodyRules) -> ColumnElement[bool]:
     c = tables.containers.c
-    return or_(c.anomalies.any(code.value), time_based_condition(code, now, rules))
+    return or_(literal(code.value) == any_(c.anomalies), time_based_condition(code, now, rules))
 
 
 def filtered(
