@@ -13,12 +13,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from rich.console import Console
 from sqlalchemy import text
 
@@ -30,6 +29,7 @@ from services.settings import Settings
 from services.simulation.runner import simulate
 from services.simulation.scenario import ScenarioConfig, build_scenario
 from tests.support import events as ev
+from tests.support.browser import browser_page, chromium
 from tests.support.network import Network, register_network
 from tests.support.services import ROOT, running
 from tests.support.stack import LiveStack
@@ -37,16 +37,6 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 CUSTODY_ORDER = ["site-a", "hauler-a", "hub-a", "hauler-b", "plant-a"]
 
@@ -213,21 +203,14 @@ def system(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run scripts/ensure-prereqs.sh (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(15_000)
-    yield opened
-    context.close()
+    with browser_page(browser, 1280) as opened:
+        yield opened
 
 
 def sign_in(page: Page, system: System, path: str = "/ui/") -> None:

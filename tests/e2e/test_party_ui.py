@@ -8,25 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import text
 
 from services.db.engine import make_engine
-from services.registry.principals import ApiRole
 from services.registry.store import RegistryStore
-from tests.integration.test_party_scope import PARTIES, lives, visible
+from tests.integration.test_party_scope import PARTIES, lives, register_scoped_network, visible
+from tests.support.browser import browser_page, chromium
 from tests.support.services import ROOT, running
 from tests.support.stack import LiveStack
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
 
 
@@ -41,14 +38,7 @@ def system(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     settings = stack.settings()
     engine = make_engine(settings.database_url, pool_size=1)
     registry = RegistryStore(engine, cache_seconds=0)
-    devices, tokens = {}, {}
-    for party, (role, jurisdiction) in PARTIES.items():
-        registry.add_party(party, party, role, jurisdiction=jurisdiction)
-        devices[party] = registry.add_device(f"{party}-dev", party)
-        tokens[party] = registry.add_api_token(f"user-{party}", ApiRole.PARTY, party_id=party)
-    tokens["ny-regulator"] = registry.add_api_token(
-        "ny-regulator", ApiRole.AUDITOR, scope_jurisdictions=("US-NY",)
-    )
+    devices, tokens, _ = register_scoped_network(registry)
     posted = lives()
     folder = tmp_path_factory.mktemp("party-ui")
     with running(settings, ["ingest", "consumer", "ledger"], folder) as services:
@@ -70,21 +60,14 @@ def system(stack: LiveStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run scripts/ensure-prereqs.sh (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 390, "height": 900})
-    opened = context.new_page()
-    opened.set_default_timeout(15_000)
-    yield opened
-    context.close()
+    with browser_page(browser, 390) as opened:  # a phone's width
+        yield opened
 
 
 def sign_in(page: Page, system: System, reader: str) -> None:

@@ -11,7 +11,6 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +36,7 @@ from services.registry.store import RegistryStore
 from services.settings import Settings
 from tests.support import events as ev
 from tests.support.network import Network, register_network
+from tests.support.receiver import receiving
 from tests.support.stack import LiveStack
 from tests.support.waiting import wait_for
 
@@ -482,23 +482,25 @@ def test_a_scheduled_subscription_reports_what_matched_and_empty_reports_when_as
 ) -> None:
     settings, network = env
     auditor = network.auditor_headers()
-    got: list[tuple[dict[str, Any], bool]] = []  # (document, signature valid)
+    with receiving() as (url, posts):
+        by_name = scheduled_reports(settings, auditor, recorded, ledger, url, posts)
+    moves, none = (by_name[f"{n}-{recorded['prefix']}"] for n in ("sched-moves", "sched-none"))
+    first = [e["bc:eventType"] for e in moves[0]["resultsBody"]["eventList"]]
+    assert first == ["pickup"]  # what matched since initialRecordTime
+    assert moves[1]["resultsBody"]["eventList"] == []  # nothing new: an empty report, as asked
+    assert all(report["resultsBody"]["eventList"] == [] for report in none)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            signed = signature_valid("tok", body, self.headers.get("GS1-Signature", ""))
-            got.append((json.loads(body), signed))
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    dest = f"http://127.0.0.1:{server.server_address[1]}/in"
+def scheduled_reports(
+    settings: Settings,
+    auditor: dict[str, str],
+    recorded: dict[str, Any],
+    ledger: TestClient,
+    url: str,
+    posts: list[tuple[bytes, dict[str, str]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """Two scheduled subscriptions (every second), delivered until each sent two reports;
+    every report checked (signature, schema); the reports by named query."""
     every_second = {"second": "[0-59]"}
     names = {"sched-moves": ["consigning"], "sched-none": ["shipping"]}
     ids = {}
@@ -514,7 +516,7 @@ def test_a_scheduled_subscription_reports_what_matched_and_empty_reports_when_as
         made = ledger.post(
             f"/epcis/queries/{name}/subscriptions",
             json={
-                "dest": dest,
+                "dest": url,
                 "signatureToken": "tok",
                 "schedule": every_second,
                 "reportIfEmpty": True,
@@ -534,9 +536,10 @@ def test_a_scheduled_subscription_reports_what_matched_and_empty_reports_when_as
     )
 
     def reports_of(subscription_id: str) -> list[dict[str, Any]]:
+        documents = [json.loads(body) for body, _ in posts]
         return [
             document["epcisBody"]["queryResults"]
-            for document, _ in got
+            for document in documents
             if document["epcisBody"]["queryResults"]["subscriptionID"] == subscription_id
         ]
 
@@ -547,14 +550,8 @@ def test_a_scheduled_subscription_reports_what_matched_and_empty_reports_when_as
             return all(len(reports_of(sid)) >= 2 for sid in ids)
 
         wait_for(two_reports_each, what="two scheduled reports of each subscription", timeout=30)
-    server.shutdown()
     engine.dispose()
-    by_name = {ids[sid]: reports_of(sid) for sid in ids}
-    moves, none = (by_name[f"{n}-{recorded['prefix']}"] for n in names)
-    first = [e["bc:eventType"] for e in moves[0]["resultsBody"]["eventList"]]
-    assert first == ["pickup"]  # what matched since initialRecordTime
-    assert moves[1]["resultsBody"]["eventList"] == []  # nothing new: an empty report, as asked
-    assert all(report["resultsBody"]["eventList"] == [] for report in none)
-    for document, signed in got:
-        assert signed
-        assert schema_errors(document) == []
+    for body, headers in posts:
+        assert signature_valid("tok", body, headers.get("GS1-Signature", ""))
+        assert schema_errors(json.loads(body)) == []
+    return {ids[sid]: reports_of(sid) for sid in ids}

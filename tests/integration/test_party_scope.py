@@ -13,7 +13,6 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import quote
 
@@ -33,6 +32,7 @@ from services.ledger.service.subscriptions import SubscriptionDelivery, Subscrip
 from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryStore
 from tests.support import events as ev
+from tests.support.receiver import receiving
 from tests.support.stack import LiveStack
 from tests.support.waiting import wait_for
 
@@ -100,24 +100,11 @@ def visible(posted: list[tuple[str, dict[str, Any]]], scope: set[str] | None) ->
     return {c for c, parties in seen.items() if scope is None or parties & scope}
 
 
-@dataclass
-class World:
-    ledger: TestClient
-    engine: Engine
-    posted: list[tuple[str, dict[str, Any]]]
-    tokens: dict[str, str]
-    scopes: dict[str, set[str] | None]
-
-    def get(self, reader: str, path: str, **params: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.tokens[reader]}"}
-        return self.ledger.get(path, params=params, headers=headers)
-
-
-@pytest.fixture(scope="module")
-def world(stack: LiveStack) -> Iterator[World]:
-    settings = stack.settings()
-    engine = make_engine(settings.database_url, pool_size=1)
-    registry = RegistryStore(engine, cache_seconds=0)
+def register_scoped_network(
+    registry: RegistryStore,
+) -> tuple[dict[str, str], dict[str, str], dict[str, set[str] | None]]:
+    """The six parties with a device and a party user each, two scoped auditors and an unscoped
+    one: (device tokens by party, API tokens by reader, each reader's parties; None: all)."""
     devices: dict[str, str] = {}
     tokens: dict[str, str] = {}
     for party, (role, jurisdiction) in PARTIES.items():
@@ -139,6 +126,28 @@ def world(stack: LiveStack) -> Iterator[World]:
     scopes["ca-and-hauler-n"] = {p for p, (_, j) in PARTIES.items() if j == "US-CA"} | {"hauler-n"}
     scopes["auditor"] = None
 
+    return devices, tokens, scopes
+
+
+@dataclass
+class World:
+    ledger: TestClient
+    engine: Engine
+    posted: list[tuple[str, dict[str, Any]]]
+    tokens: dict[str, str]
+    scopes: dict[str, set[str] | None]
+
+    def get(self, reader: str, path: str, **params: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens[reader]}"}
+        return self.ledger.get(path, params=params, headers=headers)
+
+
+@pytest.fixture(scope="module")
+def world(stack: LiveStack) -> Iterator[World]:
+    settings = stack.settings()
+    engine = make_engine(settings.database_url, pool_size=1)
+    registry = RegistryStore(engine, cache_seconds=0)
+    devices, tokens, scopes = register_scoped_network(registry)
     posted = lives()
     stop = threading.Event()
     consumer = threading.Thread(target=build_consumer(settings).run, args=(stop,), daemon=True)
@@ -419,29 +428,25 @@ def test_named_queries_and_subscriptions_of_a_scoped_token_stay_in_its_scope(
 
 
 def test_a_party_users_subscription_delivers_its_scope_only(world: World) -> None:
-    got: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            got.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     hauler = {"Authorization": f"Bearer {world.tokens['hauler-n']}"}
     made = world.ledger.post(
         "/epcis/queries", json={"name": "everything-hauler-n", "query": {}}, headers=hauler
     )
     assert made.status_code == 201, made.text
+    with receiving() as (url, got):
+        delivered = deliver_until_caught_up(world, url, got, hauler)
+    assert delivered == visible(world.posted, {"hauler-n"})
+    assert delivered != visible(world.posted, None)
+
+
+def deliver_until_caught_up(
+    world: World, url: str, got: list[tuple[bytes, dict[str, str]]], hauler: dict[str, str]
+) -> set[str]:
+    """Subscribe the hauler's user to every event, deliver until its containers arrived."""
     subscribed = world.ledger.post(
         "/epcis/queries/everything-hauler-n/subscriptions",
         json={
-            "dest": f"http://127.0.0.1:{server.server_address[1]}/in",
+            "dest": url,
             "stream": True,
             "initialRecordTime": "2000-01-01T00:00:00Z",
         },
@@ -456,20 +461,18 @@ def test_a_party_users_subscription_delivers_its_scope_only(world: World) -> Non
         timing=SubscriptionTiming(idle_s=0.05),
     )
     expected = visible(world.posted, {"hauler-n"})
+
+    def delivered() -> set[str]:
+        return {
+            id_from_uri(e.get("parentID") or e["epcList"][0], "container") or ""
+            for body, _ in got
+            for e in json.loads(body)["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
+        }
+
     with httpx.Client(timeout=5) as client:
-
-        def delivered() -> set[str]:
-            return {
-                id_from_uri(e.get("parentID") or e["epcList"][0], "container") or ""
-                for document in got
-                for e in document["epcisBody"]["queryResults"]["resultsBody"]["eventList"]
-            }
-
         wait_for(
             lambda: (delivery.deliver_next(client) and delivered() == expected) or False,
             what="the hauler's containers delivered",
             timeout=30,
         )
-    server.shutdown()
-    assert delivered() == expected
-    assert expected != visible(world.posted, None)
+    return delivered()
