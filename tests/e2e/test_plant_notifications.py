@@ -32,7 +32,7 @@ from typer.testing import CliRunner, Result
 from services.cli import main as cli
 from services.db.engine import make_engine
 from services.ledger.domain.delivery_policy import RetryPolicy
-from services.registry.principals import PartyRole
+from services.registry.principals import ApiRole, PartyRole
 from services.registry.store import RegistryStore
 from services.settings import get_settings
 from tests.support import events as ev
@@ -271,6 +271,16 @@ def test_inbound_shipment_notifications_retry_sign_and_survive_a_kill(
 
             items = deliveries(party_id="plant-a")["items"]
             b_items = deliveries(party_id="plant-b")["items"]
+            plant_user = RegistryStore(engine).add_api_token(
+                "plant-a-user", ApiRole.PARTY, party_id="plant-a"
+            )
+            own = httpx.get(
+                f"{svc['ledger'].url}/v1/webhook-deliveries",
+                headers={"Authorization": f"Bearer {plant_user}"},
+                timeout=30,
+            ).json()["items"]
+            assert own
+            assert {item["party_id"] for item in own} == {"plant-a"}  # not plant-b's
             pickup_a = events[to_a][2][1]
             entry = ledger.get(f"/v1/events/{pickup_a['event_id']}").json()
 

@@ -101,10 +101,10 @@ EXPECTED: dict[tuple[Service, str, str], tuple[How, frozenset[str]]] = {
     ("ledger", "GET", "/v1/events/{event_id}"): ("bearer", READERS),
     ("ledger", "GET", "/v1/events/{event_id}/proof"): ("bearer", READERS),
     ("ledger", "GET", "/v1/anomalies"): ("bearer", READERS),
-    ("ledger", "GET", "/v1/checkpoints/latest"): ("bearer", API_USERS),
-    ("ledger", "GET", "/v1/checkpoints/consistency"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/checkpoints/latest"): ("bearer", READERS),
+    ("ledger", "GET", "/v1/checkpoints/consistency"): ("bearer", READERS),
     ("ledger", "GET", "/v1/checkpoints/key"): ("public", EVERYONE),  # the verifier key
-    ("ledger", "GET", "/v1/webhook-deliveries"): ("bearer", API_USERS),
+    ("ledger", "GET", "/v1/webhook-deliveries"): ("bearer", READERS),
     ("ledger", "GET", "/v1/reports/mass-balance"): ("bearer", READERS),
     ("ledger", "GET", "/v1/reports/shipment-log.csv"): ("bearer", READERS),
     ("ledger", "GET", "/v1/shipments/{shipment_id:path}/certificate.pdf"): ("bearer", READERS),

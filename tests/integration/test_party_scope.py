@@ -27,6 +27,7 @@ from services.contract.epcis_identifiers import container_uri, id_from_uri
 from services.db.engine import make_engine
 from services.ledger.domain.custody import CustodyRules
 from services.ledger.readside.events import EventQueries
+from services.ledger.service.audit import audit_ledger
 from services.ledger.service.checkpointer import Checkpointer
 from services.ledger.service.subscriptions import SubscriptionDelivery, SubscriptionTiming
 from services.registry.principals import ApiRole, PartyRole
@@ -274,8 +275,7 @@ def test_scope_cannot_be_widened_by_parameters_or_borrowed_tokens(world: World) 
 @pytest.mark.parametrize(
     "path",
     [
-        "/v1/webhook-deliveries",
-        "/v1/checkpoints/latest",
+        "/v1/registry-audit",
         "/log/tile/entries/000",
     ],
 )
@@ -476,3 +476,15 @@ def deliver_until_caught_up(
             timeout=30,
         )
     return delivered()
+
+
+def test_a_revoked_devices_recorded_events_stay(world: World) -> None:
+    """Revocation stops the device, not its past: its events stay recorded and verify."""
+    registry = RegistryStore(world.engine, cache_seconds=0)
+    registry.revoke_device("site-c-dev", actor="test")
+    k4 = world.get("auditor", "/v1/containers/PS-K4/custody")
+    assert k4.status_code == 200
+    assert [item["event"]["type"] for item in k4.json()["events"]] == ["dropoff"]
+    report = audit_ledger(world.engine, None)
+    assert report.ok, report
+    assert report.checked == len(world.posted)

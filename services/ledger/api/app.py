@@ -1,4 +1,5 @@
-"""Auditor queries over the ledger (docs/architecture.md §5); auditor or admin tokens only."""
+"""Auditor queries over the ledger (docs/architecture.md §5): auditor and admin tokens read
+everything; party users and scoped auditors read within their scope (docs/api.md)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from services.ledger.adapters.epcis_queries import EpcisQueryStore
 from services.ledger.adapters.merkle_log import StoredCheckpoint
 from services.ledger.api import deliveries, log
 from services.ledger.api.admin import admin_router, registry_audit_router
-from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Auditor, Reader, attachment
+from services.ledger.api.dependencies import CSV_MEDIA_TYPE, Reader, attachment
 from services.ledger.api.epcis import epcis_router
 from services.ledger.api.event_query import event_query_router
 from services.ledger.api.presenters import anomaly_json, entry_json, trail_json
@@ -303,7 +304,7 @@ def create_app(
         }
 
     @app.get("/v1/checkpoints/latest", tags=["integrity"], responses=problem_responses(404))
-    async def checkpoint_latest(_: Auditor) -> dict[str, Any]:
+    async def checkpoint_latest(_: Reader) -> dict[str, Any]:  # public at /log/checkpoint too
         latest = await run_in_threadpool(read_side.proofs.latest)
         if latest is None:
             raise Problem(404, "Not found", "no checkpoint has been signed yet")
@@ -321,7 +322,7 @@ def create_app(
         "/v1/checkpoints/consistency", tags=["integrity"], responses=problem_responses(404, 422)
     )
     async def checkpoint_consistency(
-        _: Auditor,
+        _: Reader,
         first: Annotated[int, Query(ge=1, le=MAX_BIGINT)],
         second: Annotated[int, Query(ge=1, le=MAX_BIGINT)],
     ) -> dict[str, Any]:

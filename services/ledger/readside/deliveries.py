@@ -23,8 +23,10 @@ class DeliveryQueries:
         status: NotificationStatus | None,
         after_id: int | None,
         limit: int,
+        recipients: frozenset[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Delivery attempts, oldest first, with their notification's current status."""
+        """Delivery attempts, oldest first, with their notification's current status; with
+        ``recipients``, only those of notifications addressed to these parties."""
         d, o = webhook_deliveries.c, outbox.c
         query = (
             select(
@@ -50,6 +52,8 @@ class DeliveryQueries:
         )
         if party_id is not None:
             query = query.where(o.party_id == party_id)
+        if recipients is not None:
+            query = query.where(o.party_id.in_(sorted(recipients)))
         if status is not None:
             query = query.where(o.status == status.value)
         if after_id is not None:
