@@ -2,13 +2,12 @@
 
 A cursor is that key as unpadded base64url: a container id for the container pages
 (``GET /v1/containers``, ``/v1/containers.csv``, ``/v1/anomalies`` and the UI's container and
-anomaly pages), preceded by ``~<tag>~`` when it was issued to a scoped reader (the tag names
-its token, so another token's cursor is refused), ``d:<id>`` for ``GET /v1/webhook-deliveries``;
-``GET /v1/events`` pages by the ledger seq in plain decimal. Decoding a cursor this service did
-not issue raises ``BadCursor``, which the API answers as a 400 problem; the UI shows the first
-page instead. A number in a
-cursor is ASCII digits no larger than ``MAX_BIGINT``, as every issued one is, so a forged one
-never reaches PostgreSQL.
+anomaly pages), preceded on the API by ``~<tag>~``, the tag naming the token it was issued to,
+so another token's cursor is refused (the UI's are plain); ``d:<id>`` for
+``GET /v1/webhook-deliveries``; ``GET /v1/events`` pages by the ledger seq in plain decimal.
+Decoding a cursor this service did not issue raises ``BadCursor``, which the API answers as a
+400 problem; the UI shows the first page instead. A number in a cursor is ASCII digits no
+larger than ``MAX_BIGINT``, as every issued one is, so a forged one never reaches PostgreSQL.
 """
 
 from __future__ import annotations

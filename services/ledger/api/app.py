@@ -73,9 +73,9 @@ async def container_filter(
 Filters = Annotated[ContainerFilter, Depends(container_filter)]
 
 
-def cursor_owner(reader: ApiUser) -> str | None:
-    """Whose page cursors these are: a scoped reader's own; unscoped readers' are shared."""
-    return reader.token_id if reader.scoped else None
+def cursor_owner(reader: ApiUser) -> str:
+    """Whose page cursors these are: every token's cursors are its own."""
+    return reader.token_id
 
 
 def create_app(
