@@ -290,7 +290,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         responses=problem_responses(400, 409, 413),
         openapi_extra=_JSON_BODY,
     )
-    async def create_query(request: Request, auditor: Reader) -> Response:
+    async def create_query(request: Request, reader: Reader) -> Response:
         body = await _json_body(request)
         if not isinstance(body, dict) or set(body) != {"name", "query"}:
             raise epcis_problem(
@@ -306,7 +306,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
             )
         query = _validated_query(body["query"])
         try:
-            await run_in_threadpool(store.create_query, name, query, auditor.token_id)
+            await run_in_threadpool(store.create_query, name, query, reader.token_id)
         except QueryExists:
             raise epcis_problem(
                 409, "ResourceAlreadyExistsException", "Exists", f"a query {name!r} exists"
@@ -365,7 +365,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         openapi_extra={"parameters": _QUERY_PARAMETERS[-2:]},
     )
     async def named_events(
-        request: Request, auditor: Reader, query_name: QueryName
+        request: Request, reader: Reader, query_name: QueryName
     ) -> JSONResponse:
         extra = _query_terms(request)
         unexpected = sorted(set(extra) - PAGING)
@@ -377,7 +377,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
             raise _query_problem(str(error)) from None
         query = await run_in_threadpool(named, query_name)
         terms = {**terms_from_json(query), **extra}
-        return await answer(request, auditor, terms, f"query:{query_name}")
+        return await answer(request, reader, terms, f"query:{query_name}")
 
     # --- subscriptions ---
 
@@ -392,7 +392,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         responses=problem_responses(400, 404, 413),
         openapi_extra=_JSON_BODY,
     )
-    async def subscribe(request: Request, auditor: Reader, query_name: QueryName) -> JSONResponse:
+    async def subscribe(request: Request, reader: Reader, query_name: QueryName) -> JSONResponse:
         await run_in_threadpool(named, query_name)
         try:
             wanted = parse_subscription(await _json_body(request))
@@ -422,7 +422,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
                 "schedule": wanted.schedule,
                 "report_if_empty": wanted.report_if_empty,
                 "initial_record_time": wanted.initial_record_time,
-                "created_by": auditor.token_id,
+                "created_by": reader.token_id,
                 "after_seq": after_seq,
                 "batch_size": SUBSCRIPTION_BATCH,
                 "next_attempt_at": first_due,
