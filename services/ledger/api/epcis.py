@@ -364,9 +364,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         responses=_QUERY_RESPONSES,
         openapi_extra={"parameters": _QUERY_PARAMETERS[-2:]},
     )
-    async def named_events(
-        request: Request, reader: Reader, query_name: QueryName
-    ) -> JSONResponse:
+    async def named_events(request: Request, reader: Reader, query_name: QueryName) -> JSONResponse:
         extra = _query_terms(request)
         unexpected = sorted(set(extra) - PAGING)
         if unexpected:
