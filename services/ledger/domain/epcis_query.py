@@ -264,21 +264,32 @@ def terms_from_json(query: Mapping[str, Any]) -> dict[str, list[str]]:
     return terms
 
 
-def _instant(name: str, values: Sequence[str]) -> datetime:
-    if len(values) != 1:
-        raise QueryParameterError(f"{name}: give one time, not {len(values)}")
-    text = values[0].strip()
+def parse_instant(text: str) -> datetime:
+    """An RFC 3339 date-time with a date, a time and an offset; ValueError saying why not."""
     try:
         moment = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
     except ValueError:
-        raise QueryParameterError(f"{name}: {text!r} is not an RFC 3339 date-time") from None
+        raise ValueError(f"{text!r} is not an RFC 3339 date-time") from None
     if moment.tzinfo is None or "T" not in text.upper():
-        raise QueryParameterError(f"{name}: {text!r} needs a date, a time and a UTC offset")
+        raise ValueError(f"{text!r} needs a date, a time and a UTC offset")
     return moment
 
 
+def _instant(name: str, values: Sequence[str]) -> datetime:
+    if len(values) != 1:
+        raise QueryParameterError(f"{name}: give one time, not {len(values)}")
+    try:
+        return parse_instant(values[0].strip())
+    except ValueError as error:
+        raise QueryParameterError(f"{name}: {error}") from None
+
+
 def _vocabulary(
-    name: str, values: Sequence[str], ours: Iterable[str], standard: frozenset[str], prefixes: Any
+    name: str,
+    values: Sequence[str],
+    ours: Iterable[str],
+    standard: frozenset[str],
+    prefixes: tuple[str, ...],
 ) -> list[str]:
     """The values of ours; standard values and other URIs select nothing; anything else fails."""
     known = set(ours)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from services.ledger.domain.epcis_query import parse_instant
 from services.ledger.domain.query_schedule import Schedule, ScheduleError, parse_schedule
 
 SIGNATURE_PREFIX = "sha256="
@@ -61,14 +62,11 @@ def _dest(value: object) -> str:
 def _initial_time(value: object) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, str) and "T" in value.upper():
-        try:
-            moment = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            if moment.tzinfo is not None:
-                return moment
+    try:
+        if isinstance(value, str):
+            return parse_instant(value)
+    except ValueError:
+        pass
     raise SubscriptionError("initialRecordTime: give an RFC 3339 date-time with a UTC offset")
 
 
