@@ -345,6 +345,7 @@ def test_pages_follow_the_link_header_to_the_end(
         ({"EQ_eventID": "not a uri"}, "EQ_eventID: 'not a uri' is not a URI"),
         ({"perPage": "0"}, "perPage: give one whole number from 1 to 1000"),
         ({"perPage": "1001"}, "perPage: give one whole number from 1 to 1000"),
+        ({"EQ_readPoint": "x" * 201}, "EQ_readPoint: at most 200 characters a value"),
     ],
 )
 def test_bad_parameters_are_epcis_query_parameter_exceptions(

@@ -76,10 +76,8 @@ class EpcisQueryStore:
             ).first()
         return NamedQuery(**row._mapping) if row is not None else None
 
-    def queries(self, *, after: str | None, limit: int) -> list[NamedQuery]:
+    def queries(self, *, limit: int) -> list[NamedQuery]:
         query = select(epcis_queries).order_by(epcis_queries.c.name).limit(limit)
-        if after is not None:
-            query = query.where(epcis_queries.c.name > after)
         with self._engine.connect() as connection:
             return [NamedQuery(**row._mapping) for row in connection.execute(query)]
 

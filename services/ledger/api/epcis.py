@@ -9,7 +9,7 @@ is the EPCIS exception (``epcisException:QueryParameterException`` …).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -22,12 +22,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from services.contract.epcis_schema import QUERY_SCHEMA, schema_errors
-from services.ledger.adapters.epcis_queries import EpcisQueryStore, QueryExists, Subscription
+from services.ledger.adapters.epcis_queries import (
+    EpcisQueryStore,
+    NamedQuery,
+    QueryExists,
+    Subscription,
+)
 from services.ledger.api.dependencies import Reader
 from services.ledger.domain.epcis_query import (
     PAGING,
     PER_PAGE_MAX,
     SUPPORTED,
+    TIME_PARAMETERS,
     QueryParameterError,
     Terms,
     event_filter,
@@ -49,18 +55,22 @@ from services.web.epcis import VERSION_HEADERS, epcis_problem
 from services.web.openapi import problem_responses
 from services.web.problems import Problem
 
+MAX_TERM_CHARS = 200
+"""Characters in one query-string value or resource path value (repeat a parameter for more
+values). The HTTP server refuses request lines over 65,535 bytes with a bare 400; with every
+documented parameter at this length, even in 4-byte characters percent-encoded, the URL stays
+under that, so every query reaches the parser and gets an EPCIS answer."""
 QUERY_NAME = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 SUBSCRIPTION_BATCH = 100
 MAX_QUERY_BODY = 64 * 1024
 
 QueryName = Annotated[str, Path(max_length=128, description="The named query.")]
-ResourceValue = Annotated[str, Path(max_length=2048, description="The resource's value.")]
-_TIME_PARAMETERS = {"GE_eventTime", "LT_eventTime", "GE_recordTime", "LT_recordTime"}
+ResourceValue = Annotated[str, Path(max_length=MAX_TERM_CHARS, description="The resource's value.")]
 
 
 def _parameter_doc(name: str) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "maxLength": 2048}
-    if name in _TIME_PARAMETERS:
+    schema: dict[str, Any] = {"type": "string", "maxLength": MAX_TERM_CHARS}
+    if name in TIME_PARAMETERS:
         schema["format"] = "date-time"
     elif name == "EXISTS_errorDeclaration":
         schema = {"type": "boolean"}
@@ -86,7 +96,7 @@ _QUERY_PARAMETERS = [
         "name": "nextPageToken",
         "in": "query",
         "required": False,
-        "schema": {"type": "string", "maxLength": 256},
+        "schema": {"type": "string", "maxLength": 128},
         "description": "From the previous page's Link header; valid for one hour.",
     },
 ]
@@ -116,7 +126,14 @@ def _not_found(what: str) -> Problem:
 
 
 def _query_terms(request: Request) -> dict[str, list[str]]:
-    return terms_from_query_string(request.query_params.multi_items())
+    pairs = request.query_params.multi_items()
+    for name, value in pairs:
+        if len(value) > MAX_TERM_CHARS:
+            raise _query_problem(
+                f"{name[:64]}: at most {MAX_TERM_CHARS} characters a value "
+                "(repeat the parameter for more values)"
+            )
+    return terms_from_query_string(pairs)
 
 
 def _validated_query(query: object) -> dict[str, Any]:
@@ -129,8 +146,9 @@ def _validated_query(query: object) -> dict[str, Any]:
         event_filter(terms_from_json(query))
     except QueryParameterError as error:
         raise _query_problem(str(error)) from None
-    for name in PAGING & set(query):
-        raise _query_problem(f"query: {name} belongs in the URL of a page, not in a query")
+    paging = sorted(PAGING & set(query))
+    if paging:
+        raise _query_problem(f"query: {paging[0]} belongs in the URL of a page, not in a query")
     as_schema_sees_it = {  # GS1's schema types EXISTS_ parameters as integers, the API as booleans
         name: int(value) if isinstance(value, bool) else value for name, value in query.items()
     }
@@ -187,11 +205,11 @@ async def _json_body(request: Request) -> object:
 def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQueryStore) -> APIRouter:
     router = APIRouter(prefix="/epcis", tags=["EPCIS queries"])
 
-    async def answer(
-        request: Request, reader: ApiUser, terms: Terms, resource: str = ""
-    ) -> JSONResponse:
-        """The page of a query, read within the reader's scope; its page token is bound to the
-        query and to the reader's token."""
+    async def query_page(
+        request: Request, reader: ApiUser, terms: Terms, resource: str
+    ) -> tuple[list[dict[str, Any]], dict[str, str], datetime]:
+        """(events, headers, now) of a query's page, read within the reader's scope; its page
+        token is bound to the query and to the reader's token."""
         now = datetime.now(UTC)
         digest = query_digest(terms, f"{resource}|{reader.token_id}")
         try:
@@ -221,6 +239,12 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
             pairs.append(("nextPageToken", token.encode()))
             headers["Link"] = f'<{request.url.path}?{urlencode(pairs)}>; rel="next"'
             headers["GS1-Next-Page-Token-Expires"] = format_instant(token.expires)
+        return events, headers, now
+
+    async def answer(
+        request: Request, reader: ApiUser, terms: Terms, resource: str = ""
+    ) -> JSONResponse:
+        events, headers, now = await query_page(request, reader, terms, resource)
         return JSONResponse(epcis_query_document(events, created=now), headers=headers)
 
     def resource_terms(request: Request, name: str, value: str) -> dict[str, list[str]]:
@@ -247,10 +271,12 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
     async def event(request: Request, reader: Reader, event_id: Annotated[str, Path()]) -> Response:
         if request.query_params:
             raise _query_problem("this resource takes no query parameters")
-        response = await answer(request, reader, {"EQ_eventID": [event_id]}, "event")
-        if b'"eventList":[]' in bytes(response.body):
+        events, headers, now = await query_page(
+            request, reader, {"EQ_eventID": [event_id]}, "event"
+        )
+        if not events:
             raise _not_found(f"no event {event_id}")
-        return response
+        return JSONResponse(epcis_query_document(events, created=now), headers=headers)
 
     resource_forms = {
         "eventTypes": ("eventType", "event type (ObjectEvent, AggregationEvent, …)"),
@@ -260,21 +286,20 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         "readPoints": ("EQ_readPoint", "readPoint: a location id or its URI"),
         "dispositions": ("EQ_disposition", "disposition (CBV short name or URI)"),
     }
-    for collection, (parameter, what) in resource_forms.items():
 
-        async def handler(
-            request: Request,
-            reader: Reader,
-            value: ResourceValue,
-            parameter: str = parameter,
-            collection: str = collection,
-        ) -> JSONResponse:
+    def resource_handler(
+        collection: str, parameter: str
+    ) -> Callable[..., Coroutine[Any, Any, JSONResponse]]:
+        async def handler(request: Request, reader: Reader, value: ResourceValue) -> JSONResponse:
             terms = resource_terms(request, parameter, value)
             return await answer(request, reader, terms, collection)
 
+        return handler
+
+    for collection, (parameter, what) in resource_forms.items():
         router.add_api_route(
             f"/{collection}/{{value:path}}/events",
-            handler,
+            resource_handler(collection, parameter),
             methods=["GET"],
             summary=f"EPCIS events by {what} (the query's {parameter})",
             responses=_QUERY_RESPONSES,
@@ -317,16 +342,16 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
 
     @router.get("/queries", summary="The named queries")
     async def list_queries(_: Reader) -> JSONResponse:
-        found = await run_in_threadpool(lambda: store.queries(after=None, limit=1000))
+        found = await run_in_threadpool(lambda: store.queries(limit=1000))
         return JSONResponse(
             [{"name": item.name, "query": item.query} for item in found], headers=VERSION_HEADERS
         )
 
-    def named(name: str) -> Mapping[str, Any]:
+    def named(name: str) -> NamedQuery:
         found = store.query(name)
         if found is None:
             raise _not_found(f"no query {name!r}")
-        return found.query
+        return found
 
     @router.get(
         "/queries/{query_name}",
@@ -334,8 +359,8 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         responses=problem_responses(404),
     )
     async def get_query(_: Reader, query_name: QueryName) -> JSONResponse:
-        query = await run_in_threadpool(named, query_name)
-        return JSONResponse({"name": query_name, "query": query}, headers=VERSION_HEADERS)
+        found = await run_in_threadpool(named, query_name)
+        return JSONResponse({"name": query_name, "query": found.query}, headers=VERSION_HEADERS)
 
     @router.delete(
         "/queries/{query_name}",
@@ -344,9 +369,7 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
         responses=problem_responses(404),
     )
     async def delete_query(reader: Reader, query_name: QueryName) -> Response:
-        found = await run_in_threadpool(store.query, query_name)
-        if found is None:
-            raise _not_found(f"no query {query_name!r}")
+        found = await run_in_threadpool(named, query_name)
         if reader.scoped and found.created_by != reader.token_id:
             raise epcis_problem(
                 403,
@@ -373,8 +396,8 @@ def epcis_router(read_side: ReadSide, registry: RegistryStore, store: EpcisQuery
             per_page(extra)
         except QueryParameterError as error:
             raise _query_problem(str(error)) from None
-        query = await run_in_threadpool(named, query_name)
-        terms = {**terms_from_json(query), **extra}
+        found = await run_in_threadpool(named, query_name)
+        terms = {**terms_from_json(found.query), **extra}
         return await answer(request, reader, terms, f"query:{query_name}")
 
     # --- subscriptions ---

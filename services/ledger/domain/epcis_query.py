@@ -158,7 +158,7 @@ _TYPES_OF: dict[str, frozenset[EventType]] = {
     "ObjectEvent": _OBJECT_EVENTS,
 }
 _NOTHING = TypeSelection(frozenset())
-_TIMES = ("GE_eventTime", "LT_eventTime", "GE_recordTime", "LT_recordTime")
+TIME_PARAMETERS = ("GE_eventTime", "LT_eventTime", "GE_recordTime", "LT_recordTime")
 _SOURCE = re.compile(r"EQ_(source|destination)_(.+)")
 _TRANSACTION = re.compile(r"EQ_bizTransaction_(.+)")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S+")
@@ -168,7 +168,7 @@ _UUID_URI = "urn:uuid:"
 
 SUPPORTED = (
     "eventType",
-    *_TIMES,
+    *TIME_PARAMETERS,
     "EQ_action",
     "EQ_bizStep",
     "EQ_disposition",
@@ -385,7 +385,7 @@ def event_filter(terms: Terms) -> EventFilter:
             raise QueryParameterError(f"{name}: needs a value")
         source = _SOURCE.fullmatch(name)
         transaction = _TRANSACTION.fullmatch(name)
-        if name in _TIMES:
+        if name in TIME_PARAMETERS:
             times[name] = _instant(name, values)
         elif name == "eventType":
             selections.append(_event_types(values))
