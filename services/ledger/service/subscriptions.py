@@ -113,6 +113,7 @@ class SubscriptionDelivery:
         flt = replace(event_filter(terms_from_json(query)), scope=creator.scope)
         roles = self._registry.party_roles()
         after_seq, batch_size, delivered = subscription.after_seq, subscription.batch_size, 0
+        caught_up = True
         for _ in range(BATCHES_PER_CLAIM):
             now = datetime.now(UTC)
             page = self._events.page(
@@ -174,10 +175,12 @@ class SubscriptionDelivery:
                 delay,
             )
             return
+        else:
+            caught_up = False  # more is owed than one claim sends: claim it again at once
         save_progress(
             connection,
             subscription.subscription_id,
-            next_attempt_at=self._next_time(subscription, caught_up=delivered < BATCHES_PER_CLAIM),
+            next_attempt_at=self._next_time(subscription, caught_up=caught_up),
         )
 
     def _next_time(self, subscription: Subscription, *, caught_up: bool) -> datetime:
