@@ -147,7 +147,7 @@ def devices_list() -> None:
             _when(device.created_at),
             _when(device.last_used_at),
             _when(device.revoked_at),
-            _when(device.previous_expires_at),
+            _when(device.previous_token_valid_until),
         )
     console.print(table)
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, Engine, and_, func, or_, select, text, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
@@ -63,7 +63,7 @@ class DeviceInfo:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
-    previous_expires_at: datetime | None
+    previous_token_valid_until: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +310,7 @@ class RegistryStore:
             d.created_at,
             d.revoked_at,
             d.last_used_at,
-            d.previous_expires_at,
+            d.previous_expires_at.label("previous_token_valid_until"),
         ).order_by(d.device_id)
         with self._engine.connect() as connection:
             return [DeviceInfo(**row) for row in connection.execute(query).mappings()]
@@ -457,8 +457,7 @@ class RegistryStore:
             user = connection.execute(
                 select(api).where(
                     api.c.token_hash == digest,
-                    api.c.revoked_at.is_(None),
-                    or_(api.c.expires_at.is_(None), api.c.expires_at > func.now()),
+                    _usable(api),
                 )
             ).first()
             if user is None:
@@ -476,8 +475,7 @@ class RegistryStore:
             user = connection.execute(
                 select(api).where(
                     api.c.token_id == token_id,
-                    api.c.revoked_at.is_(None),
-                    or_(api.c.expires_at.is_(None), api.c.expires_at > func.now()),
+                    _usable(api),
                 )
             ).first()
             return _api_user(connection, user) if user is not None else None
@@ -583,6 +581,13 @@ class RegistryStore:
                 {"url": url, "enabled": True, "new_secret": stored == secret},
             )
         return EndpointSet(party_id, url, secret if stored == secret else None)
+
+
+def _usable(api: Any) -> ColumnElement[bool]:
+    """An API token neither revoked nor expired."""
+    return and_(
+        api.c.revoked_at.is_(None), or_(api.c.expires_at.is_(None), api.c.expires_at > func.now())
+    )
 
 
 def _api_user(connection: Connection, user: Any) -> ApiUser:

@@ -6,7 +6,8 @@ their hashes are stored); every change lands in the registry's audit trail as ma
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import asdict, is_dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Security
@@ -101,8 +102,19 @@ def _refused(error: RegistryError) -> Problem:
     return Problem(422, "Registry change refused", text)
 
 
-def _when(value: Any) -> str | None:
-    return format_instant(value) if value is not None else None
+def _record_json(record: Any) -> dict[str, Any]:
+    """A registry record (a dataclass or a row's dict) as JSON: times RFC 3339, tuples lists."""
+    fields = (
+        asdict(record) if is_dataclass(record) and not isinstance(record, type) else dict(record)
+    )
+    return {
+        name: format_instant(value)
+        if isinstance(value, datetime)
+        else list(value)
+        if isinstance(value, tuple)
+        else value
+        for name, value in fields.items()
+    }
 
 
 def admin_router(registry: RegistryStore) -> APIRouter:
@@ -122,7 +134,7 @@ def admin_router(registry: RegistryStore) -> APIRouter:
     @router.get("/parties", summary="Every party, with its role and jurisdiction")
     async def parties(_: Admin) -> list[dict[str, Any]]:
         found = await run_in_threadpool(registry.parties)
-        return [{**party, "created_at": _when(party["created_at"])} for party in found]
+        return [_record_json(party) for party in found]
 
     @router.post(
         "/parties",
@@ -155,18 +167,7 @@ def admin_router(registry: RegistryStore) -> APIRouter:
     @router.get("/devices", summary="Every device, with its last use")
     async def devices(_: Admin) -> list[dict[str, Any]]:
         found = await run_in_threadpool(registry.devices)
-        return [
-            {
-                "device_id": d.device_id,
-                "party_id": d.party_id,
-                "label": d.label,
-                "created_at": _when(d.created_at),
-                "last_used_at": _when(d.last_used_at),
-                "revoked_at": _when(d.revoked_at),
-                "previous_token_valid_until": _when(d.previous_expires_at),
-            }
-            for d in found
-        ]
+        return [_record_json(device) for device in found]
 
     @router.post(
         "/devices",
@@ -208,21 +209,7 @@ def admin_router(registry: RegistryStore) -> APIRouter:
     @router.get("/tokens", summary="Every API token: role, scope, expiry, last use")
     async def tokens(_: Admin) -> list[dict[str, Any]]:
         found = await run_in_threadpool(registry.tokens)
-        return [
-            {
-                "token_id": t.token_id,
-                "role": t.role,
-                "label": t.label,
-                "party_id": t.party_id,
-                "scope_parties": list(t.scope_parties),
-                "scope_jurisdictions": list(t.scope_jurisdictions),
-                "created_at": _when(t.created_at),
-                "expires_at": _when(t.expires_at),
-                "last_used_at": _when(t.last_used_at),
-                "revoked_at": _when(t.revoked_at),
-            }
-            for t in found
-        ]
+        return [_record_json(token) for token in found]
 
     @router.post(
         "/tokens",
@@ -300,18 +287,7 @@ def registry_audit_router(registry: RegistryStore) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         found = await run_in_threadpool(lambda: registry.audit_trail(after_id=after, limit=limit))
-        items = [
-            {
-                "id": record.id,
-                "at": _when(record.at),
-                "actor": record.actor,
-                "action": record.action,
-                "subject": record.subject,
-                "before": record.before,
-                "after": record.after,
-            }
-            for record in found
-        ]
+        items = [_record_json(record) for record in found]
         return {"items": items, "next_after": items[-1]["id"] if len(items) == limit else None}
 
     return router
