@@ -26,7 +26,7 @@ from services.ledger.readside.containers import (
     time_based_condition,
     time_flags,
 )
-from services.ledger.readside.scope import Scope, containers_in, in_scope
+from services.ledger.readside.scope import Scope, containers_in, in_scope, names_any
 
 HOURS = 24
 _CODE = func.unnest(tables.containers.c.anomalies).table_valued("code").lateral("code")
@@ -286,6 +286,7 @@ class DashboardQueries:
         c, e = tables.containers.c, tables.entries.c
         parties = sorted(scope)
         coming_to_us = select(e.container_id).where(
+            names_any(scope),  # the index finds our entries; the rest picks the transfers to us
             e.event_type.in_([EventType.PICKUP.value, EventType.HANDOFF.value]),
             or_(
                 e.body["destination_party"].astext.in_(parties),

@@ -31,14 +31,15 @@ def _parties_named() -> Any:
     )
 
 
-def _overlaps(scope: frozenset[str]) -> ColumnElement[bool]:
+def names_any(scope: frozenset[str]) -> ColumnElement[bool]:
+    """An entry posted by, or naming, a party of ``scope`` (``entries_parties_ix``)."""
     overlap: ColumnElement[bool] = _parties_named().overlap(cast(sorted(scope), ARRAY(Text)))
     return overlap
 
 
 def containers_in(scope: frozenset[str]) -> Select[Any]:
     e = tables.entries.c
-    return select(e.container_id).where(_overlaps(scope)).distinct()
+    return select(e.container_id).where(names_any(scope)).distinct()
 
 
 def in_scope(container_id: ColumnElement[str], scope: Scope) -> ColumnElement[bool] | None:
@@ -50,4 +51,4 @@ def in_scope(container_id: ColumnElement[str], scope: Scope) -> ColumnElement[bo
 
 def container_visible(container_id: str, scope: frozenset[str]) -> ColumnElement[bool]:
     e = tables.entries.c
-    return exists().where(e.container_id == container_id, _overlaps(scope))
+    return exists().where(e.container_id == container_id, names_any(scope))
