@@ -314,7 +314,8 @@ def test_the_ui_shows_exactly_the_scope(world: World, reader: str) -> None:
             assert download.status_code == (200 if container in expected else 404)
         home = ui.get("/ui/")
         assert home.status_code == 200
-        assert f"user-{reader}" in home.text or reader in home.text  # who is signed in
+        token_id = f"user-{reader}" if reader in PARTIES else reader
+        assert f'<span id="signed-in">{token_id} (' in home.text  # who is signed in
         if world.scopes[reader] is None:
             assert "Our containers" not in home.text
         else:
